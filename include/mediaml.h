@@ -1,0 +1,344 @@
+/* mediaml: a deep-learning toolkit in C11.
+ *
+ * This is the one public header. The API mirrors Keras where Keras has a name:
+ *
+ *   mm_model *m = mm_sequential();
+ *   mm_add(m, mm_Conv2D(.filters = 32, .kernel_size = {3, 3}, .activation = "relu",
+ *                       .input_shape = {28, 28, 1}));
+ *   mm_add(m, mm_MaxPooling2D(.pool_size = {2, 2}));
+ *   mm_add(m, mm_Flatten());
+ *   mm_add(m, mm_Dense(.units = 10, .activation = "softmax"));
+ *   mm_compile(m, .optimizer = "adam", .loss = "sparse_categorical_crossentropy");
+ *   mm_fit(m, &train, .epochs = 10, .batch_size = 32);
+ *
+ * Errors: every fallible call returns an mm_status (MM_OK == 0); the message for the
+ * last failure on the calling thread is mm_errmsg(). The library never exits or aborts
+ * on bad input. */
+#ifndef MEDIAML_H
+#define MEDIAML_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MM_VERSION "0.1.0"
+#define MM_MAX_DIMS 6
+
+/* ------------------------------------------------------------------ status */
+
+typedef enum mm_status {
+    MM_OK = 0,
+    MM_ERR_ARG,     /* invalid argument or configuration */
+    MM_ERR_NOMEM,   /* allocation failed */
+    MM_ERR_IO,      /* file missing, unreadable or unwritable */
+    MM_ERR_FORMAT,  /* wrong magic, truncated or malformed file */
+    MM_ERR_SHAPE,   /* tensor shapes do not fit together */
+    MM_ERR_NUMERIC, /* NaN or Inf met where a finite number is required */
+    MM_ERR_STATE    /* call made in the wrong order (e.g. fit before compile) */
+} mm_status;
+
+/* Message of the last failure on this thread ("" if none). */
+const char *mm_errmsg(void);
+/* Records an error message for this thread and returns code (for apps built on the library). */
+mm_status mm_error(mm_status code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+const char *mm_status_name(mm_status s);
+
+/* ------------------------------------------------------------------ threads */
+
+/* Number of threads used by the kernels. Default: MEDIAML_THREADS, else the core count. */
+void mm_set_threads(int n);
+int mm_get_threads(void);
+
+/* ------------------------------------------------------------------ arrays */
+
+/* A dense float32 N-D array owned by the caller (data sets, predictions). */
+typedef struct mm_array {
+    int ndim;
+    int shape[MM_MAX_DIMS];
+    size_t size; /* product of shape */
+    float *data;
+} mm_array;
+
+mm_status mm_array_alloc(mm_array *a, int ndim, const int *shape);
+void mm_array_free(mm_array *a);
+
+/* ------------------------------------------------------------------ data */
+
+/* An in-memory labelled data set: x is [N, ...features], y is [N] class indices
+ * (as floats) or [N, k] targets. */
+typedef struct mm_dataset {
+    mm_array x;
+    mm_array y;
+    int num_classes; /* 0 when y is not a class index */
+} mm_dataset;
+
+void mm_dataset_free(mm_dataset *d);
+
+/* Reads one IDX file (plain or gzip), e.g. MNIST's train-images-idx3-ubyte.gz, into a float
+ * array with its own shape ([N, 28, 28] for images, [N] for labels). Values are not scaled. */
+mm_status mm_idx_read(const char *path, mm_array *out);
+
+/* Loads an IDX image-classification data set from a directory holding
+ * {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]. split is "train" or "test".
+ * Images come out channels-last [N, H, W, 1], pixel values 0..255 as floats. limit > 0 keeps
+ * the first limit examples. num_classes is max label + 1. */
+mm_status mm_idx_load_dataset(const char *dir, const char *split, long limit, mm_dataset *out);
+
+/* Reads a PNG into [H, W, C] floats (0..255). channels: 1 = grayscale, 3 = RGB, 0 = as stored
+ * (gray or RGB). */
+mm_status mm_png_read(const char *path, int channels, mm_array *out);
+
+/* Preprocessing recorded in model files so that predict applies the same transform. */
+typedef struct mm_preprocess {
+    float scale;  /* x' = (x * scale - mean) / std */
+    float mean;
+    float std;
+} mm_preprocess;
+
+/* Identity transform. */
+mm_preprocess mm_preprocess_identity(void);
+/* Sets p so that x' = x / 255 (Keras's usual image scaling). */
+mm_preprocess mm_preprocess_rescale(float scale);
+/* Computes a global mean/std (after scaling) from a data set. */
+mm_preprocess mm_preprocess_standardize(const mm_array *x, float scale);
+void mm_preprocess_apply(const mm_preprocess *p, float *x, size_t n);
+
+/* ------------------------------------------------------------------ layers */
+
+typedef struct mm_layer mm_layer;
+
+typedef struct mm_regularizer_args {
+    float l1, l2;
+} mm_regularizer_args;
+
+typedef struct mm_dense_args {
+    int units;
+    const char *activation;        /* NULL/"linear", "relu", "softmax", ... */
+    int use_bias;                  /* default 1 (set -1 for no bias) */
+    int input_shape[MM_MAX_DIMS];  /* optional, zero-terminated */
+    mm_regularizer_args kernel_regularizer;
+    const char *name;
+} mm_dense_args;
+
+typedef struct mm_conv2d_args {
+    int filters;
+    int kernel_size[2];
+    int strides[2];             /* default 1,1 */
+    const char *padding;        /* "valid" (default) or "same" */
+    const char *activation;
+    int use_bias;               /* default 1 (set -1 for no bias) */
+    int input_shape[MM_MAX_DIMS];
+    mm_regularizer_args kernel_regularizer;
+    const char *name;
+} mm_conv2d_args;
+
+typedef struct mm_pool2d_args {
+    int pool_size[2];           /* default 2,2 */
+    int strides[2];             /* default = pool_size */
+    const char *padding;        /* "valid" (default) or "same" */
+    int input_shape[MM_MAX_DIMS];
+    const char *name;
+} mm_pool2d_args;
+
+typedef struct mm_simple_args {
+    int input_shape[MM_MAX_DIMS];
+    const char *name;
+} mm_simple_args;
+
+typedef struct mm_dropout_args {
+    float rate;
+    int input_shape[MM_MAX_DIMS];
+    const char *name;
+} mm_dropout_args;
+
+typedef struct mm_activation_args {
+    const char *activation;
+    float alpha;                /* leaky_relu slope, default 0.3 as in Keras */
+    int input_shape[MM_MAX_DIMS];
+    const char *name;
+} mm_activation_args;
+
+typedef struct mm_batchnorm_args {
+    float momentum;             /* default 0.99 */
+    float epsilon;              /* default 1e-3 */
+    int input_shape[MM_MAX_DIMS];
+    const char *name;
+} mm_batchnorm_args;
+
+mm_layer *mm_layer_dense(mm_dense_args a);
+mm_layer *mm_layer_conv2d(mm_conv2d_args a);
+mm_layer *mm_layer_maxpool2d(mm_pool2d_args a);
+mm_layer *mm_layer_avgpool2d(mm_pool2d_args a);
+mm_layer *mm_layer_flatten(mm_simple_args a);
+mm_layer *mm_layer_dropout(mm_dropout_args a);
+mm_layer *mm_layer_activation(mm_activation_args a);
+mm_layer *mm_layer_batchnorm(mm_batchnorm_args a);
+
+/* Keras-named constructors with designated-initializer arguments. */
+#define mm_Dense(...) mm_layer_dense((mm_dense_args){__VA_ARGS__})
+#define mm_Conv2D(...) mm_layer_conv2d((mm_conv2d_args){__VA_ARGS__})
+#define mm_MaxPooling2D(...) mm_layer_maxpool2d((mm_pool2d_args){__VA_ARGS__})
+#define mm_AveragePooling2D(...) mm_layer_avgpool2d((mm_pool2d_args){__VA_ARGS__})
+#define mm_Flatten(...) mm_layer_flatten((mm_simple_args){__VA_ARGS__})
+#define mm_Dropout(...) mm_layer_dropout((mm_dropout_args){__VA_ARGS__})
+#define mm_Activation(...) mm_layer_activation((mm_activation_args){__VA_ARGS__})
+#define mm_BatchNormalization(...) mm_layer_batchnorm((mm_batchnorm_args){__VA_ARGS__})
+
+/* ------------------------------------------------------------------ model */
+
+typedef struct mm_model mm_model;
+
+mm_model *mm_sequential(void);
+void mm_model_free(mm_model *m);
+
+/* Appends a layer; the model takes ownership (also on failure). Shapes are checked here. */
+mm_status mm_add(mm_model *m, mm_layer *layer);
+
+/* Builds a model from the architecture JSON that model files carry (see docs in README). */
+mm_status mm_model_from_json(const char *json, mm_model **out);
+/* Architecture JSON of a model (malloc'ed string, caller frees). */
+char *mm_model_to_json(const mm_model *m);
+
+typedef struct mm_compile_args {
+    const char *optimizer;   /* "adam" (default), "sgd", "adamw", "rmsprop" */
+    const char *loss;        /* "sparse_categorical_crossentropy", "categorical_crossentropy",
+                                "binary_crossentropy", "mse" */
+    const char *metrics;     /* "accuracy" (default) or NULL */
+    float learning_rate;     /* 0 = optimizer default */
+    float momentum;          /* sgd, rmsprop */
+    int nesterov;            /* sgd */
+    float beta_1, beta_2, epsilon; /* 0 = Keras defaults */
+    float weight_decay;      /* adamw (default 0.004) */
+    float rho;               /* rmsprop (default 0.9) */
+    float global_clipnorm;   /* clip gradients to this global L2 norm, 0 = off */
+    const char *schedule;    /* NULL/"constant", "step", "cosine" */
+    int warmup_steps;        /* linear warm-up steps before the schedule */
+    int decay_steps;         /* step: steps per decay; cosine: steps to reach alpha */
+    float decay_rate;        /* step: multiplier per decay_steps (default 0.5) */
+    float alpha;             /* cosine: final fraction of the rate (default 0) */
+} mm_compile_args;
+
+mm_status mm_compile_with(mm_model *m, const mm_compile_args *a);
+#define mm_compile(m, ...) mm_compile_with((m), &(mm_compile_args){__VA_ARGS__})
+
+/* Called after each batch and each epoch; return non-zero to stop training. */
+typedef struct mm_progress {
+    int epoch, epochs;        /* 1-based epoch */
+    long batch, batches;      /* 1-based batch within the epoch */
+    long seen;                /* examples seen in this epoch */
+    double loss, accuracy;    /* running means over this epoch */
+    double val_loss, val_accuracy; /* valid when has_val */
+    int has_val;
+    double seconds;           /* since the epoch started */
+    int epoch_end;            /* 1 on the per-epoch call */
+    int improved;             /* epoch_end: the monitored metric improved */
+} mm_progress;
+typedef int (*mm_progress_fn)(const mm_progress *p, void *user);
+
+typedef struct mm_fit_args {
+    int epochs;               /* default 1 */
+    int batch_size;           /* default 32 */
+    int shuffle;              /* default 1 (set -1 for no shuffle) */
+    uint64_t seed;            /* shuffle / dropout / init seed offset */
+    float validation_split;   /* fraction taken from the end of the data, as Keras */
+    const mm_dataset *validation_data;
+    int early_stopping_patience; /* 0 = off; monitors val_loss (loss without validation) */
+    int restore_best_weights;    /* keep the best weights seen (by val_loss) */
+    mm_progress_fn callback;
+    void *user;
+    const char *checkpoint_path; /* write a checkpoint (with optimizer state) each epoch */
+    int initial_epoch;           /* set by mm_model_load_checkpoint for --resume */
+} mm_fit_args;
+
+mm_status mm_fit_with(mm_model *m, const mm_dataset *train, const mm_fit_args *a);
+#define mm_fit(m, train, ...) mm_fit_with((m), (train), &(mm_fit_args){__VA_ARGS__})
+
+typedef struct mm_eval_result {
+    double loss;
+    double accuracy;
+    double top_k_accuracy;
+    int top_k;
+    int num_classes;
+    long count;
+    long *confusion;          /* num_classes x num_classes (true row, predicted col) or NULL */
+} mm_eval_result;
+
+mm_status mm_evaluate(mm_model *m, const mm_dataset *data, int batch_size, int top_k,
+                      mm_eval_result *out);
+void mm_eval_result_free(mm_eval_result *r);
+
+/* Runs the model on x ([N, ...input_shape]) and returns [N, ...output_shape]. */
+mm_status mm_predict(mm_model *m, const mm_array *x, int batch_size, mm_array *out);
+
+/* Prints a Keras-style summary table; returns total parameter count via *params if non-NULL. */
+mm_status mm_summary(const mm_model *m, char *buf, size_t bufsize, long *params);
+long mm_count_params(const mm_model *m);
+
+/* Input and output shapes (without the batch dimension). */
+int mm_model_input_shape(const mm_model *m, int *shape);
+int mm_model_output_shape(const mm_model *m, int *shape);
+
+/* Initializes weights (glorot_uniform kernels, zero biases) from a seed. Called by compile
+ * with seed 0 if not called before. */
+mm_status mm_model_init_weights(mm_model *m, uint64_t seed);
+
+/* Preprocessing and free-form metadata stored with the model. */
+void mm_model_set_preprocess(mm_model *m, const mm_preprocess *p);
+mm_preprocess mm_model_get_preprocess(const mm_model *m);
+/* Class names (optional), stored in the model file. */
+mm_status mm_model_set_labels(mm_model *m, int n, const char *const *labels);
+const char *mm_model_label(const mm_model *m, int i);
+
+/* ------------------------------------------------------------------ model files */
+
+/* Saves weights, architecture, preprocessing and training config as safetensors, atomically
+ * (temp file, fsync, rename). with_optimizer also stores the optimizer state and step. */
+mm_status mm_model_save(mm_model *m, const char *path, int with_optimizer);
+/* Loads a model from its file alone. If the file holds optimizer state and the model is
+ * compiled from it, training resumes exactly where it stopped. */
+mm_status mm_model_load(const char *path, mm_model **out);
+/* Epochs completed according to the file's training state (0 if none). */
+int mm_model_epochs_done(const mm_model *m);
+long mm_model_step(const mm_model *m);
+
+/* ------------------------------------------------------------------ safetensors */
+
+/* Minimal safetensors access used by model files, fixtures and applications. */
+typedef struct mm_st_tensor {
+    char *name;
+    char dtype[8];            /* "F32", "I32", "F64", ... */
+    int ndim;
+    int shape[MM_MAX_DIMS];
+    size_t size;              /* elements */
+    void *data;               /* owned */
+} mm_st_tensor;
+
+typedef struct mm_st_file {
+    int n;
+    mm_st_tensor *tensors;
+    int n_meta;
+    char **meta_keys, **meta_values;
+} mm_st_file;
+
+mm_status mm_st_read(const char *path, mm_st_file *out);
+void mm_st_free(mm_st_file *f);
+const mm_st_tensor *mm_st_find(const mm_st_file *f, const char *name);
+const char *mm_st_meta(const mm_st_file *f, const char *key);
+/* Writes the tensors (dtype "F32" or "I32"; data not owned for writing) and metadata
+ * atomically. */
+mm_status mm_st_write(const char *path, const mm_st_file *f);
+
+/* Writes buf to path atomically: temp file in the same directory, fsync, rename, fsync dir. */
+mm_status mm_write_file_atomic(const char *path, const void *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,315 @@
+/* Graph construction, buffer planning and execution.
+ *
+ * Planning: every buffer (node value, node gradient, op saved state, op workspace) gets a
+ * lifetime [first step, last step] on the timeline forward(0..n-1), backward(n..2n-1), and
+ * an offset in one arena, placed first-fit so that buffers whose lifetimes overlap never
+ * share bytes. The arena is allocated once; runs then allocate nothing. */
+#include "core/graph.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIGN 64
+
+mm_graph *mm_graph_new(void) {
+    mm_graph *g = calloc(1, sizeof *g);
+    return g;
+}
+
+void mm_graph_free(mm_graph *g) {
+    if (!g) return;
+    for (int i = 0; i < g->n; i++) free(g->nodes[i]);
+    free(g->nodes);
+    free(g->arena);
+    free(g);
+}
+
+static mm_node *new_node(mm_graph *g, int kind, const char *name) {
+    if (!g) return NULL;
+    if (g->arena) {
+        mm_error(MM_ERR_STATE, "graph already planned: cannot add node '%s'", name ? name : "");
+        return NULL;
+    }
+    if (g->n == g->cap) {
+        int cap = g->cap ? g->cap * 2 : 32;
+        mm_node **nodes = realloc(g->nodes, (size_t)cap * sizeof *nodes);
+        if (!nodes) {
+            mm_error(MM_ERR_NOMEM, "out of memory adding graph node");
+            return NULL;
+        }
+        g->nodes = nodes;
+        g->cap = cap;
+    }
+    mm_node *n = calloc(1, sizeof *n);
+    if (!n) {
+        mm_error(MM_ERR_NOMEM, "out of memory adding graph node");
+        return NULL;
+    }
+    n->kind = kind;
+    n->g = g;
+    n->id = g->n;
+    snprintf(n->name, sizeof n->name, "%s", name ? name : "");
+    n->seed = mm_hash64(0xD1B54A32D192ED03ull ^ (uint64_t)n->id);
+    g->nodes[g->n++] = n;
+    return n;
+}
+
+static int set_shape(mm_node *n, int ndim, const int *shape) {
+    if (ndim < 1 || ndim > MM_MAX_DIMS) {
+        mm_error(MM_ERR_SHAPE, "%s: rank %d out of range 1..%d", n->name, ndim, MM_MAX_DIMS);
+        return 0;
+    }
+    n->ndim = ndim;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] <= 0) {
+            mm_error(MM_ERR_SHAPE, "%s: dimension %d is %d", n->name, i, shape[i]);
+            return 0;
+        }
+        n->shape[i] = shape[i];
+    }
+    n->size = mm_shape_size(ndim, shape);
+    return 1;
+}
+
+mm_node *mm_graph_input(mm_graph *g, const char *name, int ndim, const int *shape, int batched) {
+    mm_node *n = new_node(g, MM_NODE_INPUT, name);
+    if (!n || !set_shape(n, ndim, shape)) return NULL;
+    n->batched = batched;
+    return n;
+}
+
+mm_node *mm_graph_param(mm_graph *g, const char *name, int ndim, const int *shape, float *value,
+                        float *grad, int trainable) {
+    mm_node *n = new_node(g, MM_NODE_PARAM, name);
+    if (!n || !set_shape(n, ndim, shape)) return NULL;
+    n->value = value;
+    n->grad = grad;
+    n->trainable = trainable;
+    n->needs_grad = grad != NULL;
+    return n;
+}
+
+mm_node *mm_graph_op(mm_graph *g, const mm_op *op, int n_in, mm_node **in, const mm_attrs *a,
+                     const char *name) {
+    if (!g) return NULL;
+    for (int i = 0; i < n_in; i++)
+        if (!in[i]) return NULL; /* an earlier builder failed: its message stands */
+    if (n_in > MM_MAX_INPUTS) {
+        mm_error(MM_ERR_ARG, "%s: too many inputs (%d)", op->name, n_in);
+        return NULL;
+    }
+    mm_node *n = new_node(g, MM_NODE_OP, name && *name ? name : op->name);
+    if (!n) return NULL;
+    n->op = op;
+    n->n_in = n_in;
+    for (int i = 0; i < n_in; i++) {
+        n->in[i] = in[i];
+        n->batched |= in[i]->batched;
+        n->needs_grad |= in[i]->needs_grad;
+    }
+    if (a) n->a = *a;
+    if (op->infer(n) != MM_OK) {
+        /* Keep the message from infer; drop the node so the graph stays consistent. */
+        g->n--;
+        free(n);
+        return NULL;
+    }
+    n->size = mm_shape_size(n->ndim, n->shape);
+    return n;
+}
+
+/* ---- planning ---- */
+
+typedef struct buffer {
+    size_t bytes, off;
+    int begin, end;
+    int node, kind; /* kind: 0 value, 1 grad, 2 saved, 3 work fwd, 4 work bwd */
+} buffer;
+
+static size_t align_up(size_t x) { return (x + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
+
+static int cmp_size_desc(const void *a, const void *b) {
+    const buffer *x = a, *y = b;
+    if (x->bytes != y->bytes) return x->bytes < y->bytes ? 1 : -1;
+    return x->begin - y->begin;
+}
+
+/* First-fit placement: the lowest offset not overlapping any placed buffer that is alive at
+ * the same time. Buffers are placed largest first, which keeps fragmentation low. */
+static size_t place_buffers(buffer *b, int nb) {
+    qsort(b, (size_t)nb, sizeof *b, cmp_size_desc);
+    size_t total = 0;
+    for (int i = 0; i < nb; i++) {
+        size_t off = 0;
+        for (int moved = 1; moved;) {
+            moved = 0;
+            for (int j = 0; j < i; j++) {
+                if (b[j].end < b[i].begin || b[i].end < b[j].begin) continue;
+                if (off < b[j].off + b[j].bytes && b[j].off < off + b[i].bytes) {
+                    off = b[j].off + b[j].bytes;
+                    moved = 1;
+                }
+            }
+        }
+        b[i].off = off;
+        if (off + b[i].bytes > total) total = off + b[i].bytes;
+    }
+    return total;
+}
+
+mm_status mm_graph_plan(mm_graph *g, mm_node *loss, int with_backward) {
+    if (!g || g->n == 0) return mm_error(MM_ERR_STATE, "cannot plan an empty graph");
+    if (g->arena) return mm_error(MM_ERR_STATE, "graph already planned");
+    if (with_backward && !loss) return mm_error(MM_ERR_ARG, "backward needs a loss node");
+    int n = g->n;
+    g->loss = loss;
+    g->with_backward = with_backward;
+    g->batch_cap = g->batch = 0;
+    g->threads = mm_threads();
+    for (int i = 0; i < n; i++)
+        if (g->nodes[i]->batched) {
+            g->batch_cap = g->batch = g->nodes[i]->shape[0];
+            break;
+        }
+    if (loss) loss->keep = 1;
+
+    /* Which nodes lie on a path to the loss and need a gradient. */
+    char *on_path = calloc((size_t)n, 1);
+    char *written = calloc((size_t)n, 1);
+    buffer *bufs = calloc((size_t)n * 5, sizeof *bufs);
+    if (!on_path || !written || !bufs) {
+        free(on_path), free(written), free(bufs);
+        return mm_error(MM_ERR_NOMEM, "out of memory planning graph");
+    }
+    if (with_backward) {
+        on_path[loss->id] = 1;
+        for (int k = loss->id; k >= 0; k--) {
+            mm_node *x = g->nodes[k];
+            if (!on_path[k] || !x->needs_grad) continue;
+            for (int i = 0; i < x->n_in; i++) on_path[x->in[i]->id] = 1;
+        }
+    }
+    for (int k = 0; k < n; k++) {
+        mm_node *x = g->nodes[k];
+        x->runs_backward = with_backward && on_path[k] && x->needs_grad && x->kind == MM_NODE_OP;
+        if (x->kind == MM_NODE_OP) x->grad = NULL;
+    }
+
+    /* Lifetimes. F(k) = k, B(k) = 2n-1-k. */
+    int last = 2 * n; /* beyond every step: "kept" */
+    int nb = 0;
+    for (int k = 0; k < n; k++) {
+        mm_node *x = g->nodes[k];
+        if (x->kind == MM_NODE_PARAM) continue;
+        int end = k;
+        for (int c = k + 1; c < n; c++) {
+            mm_node *y = g->nodes[c];
+            for (int i = 0; i < y->n_in; i++) {
+                if (y->in[i] != x) continue;
+                if (c > end) end = c;
+                uint32_t reads = y->op->backward_reads;
+                if (y->runs_backward && (reads & (1u << i)) && 2 * n - 1 - c > end)
+                    end = 2 * n - 1 - c;
+            }
+        }
+        if (x->runs_backward && (x->op->backward_reads & MM_READS_OUTPUT) && 2 * n - 1 - k > end)
+            end = 2 * n - 1 - k;
+        if (x->keep) end = last;
+        bufs[nb++] = (buffer){align_up(x->size * sizeof(float)), 0, x->kind == MM_NODE_INPUT ? -1 : k,
+                              end, k, 0};
+        if (x->kind != MM_NODE_OP) continue;
+        if (x->runs_backward || (with_backward && x == loss && x->needs_grad)) {
+            int begin = 2 * n - 1 - k;
+            for (int c = k + 1; c < n; c++) {
+                mm_node *y = g->nodes[c];
+                if (!y->runs_backward) continue;
+                for (int i = 0; i < y->n_in; i++)
+                    if (y->in[i] == x && 2 * n - 1 - c < begin) begin = 2 * n - 1 - c;
+            }
+            if (g->external_seed && x == loss) begin = n; /* caller writes it after forward */
+            bufs[nb++] = (buffer){align_up(x->size * sizeof(float)), 0, begin, 2 * n - 1 - k, k, 1};
+        }
+        size_t saved = x->op->saved_bytes ? x->op->saved_bytes(x) : 0;
+        if (saved)
+            bufs[nb++] = (buffer){align_up(saved), 0, k, x->runs_backward ? 2 * n - 1 - k : k, k, 2};
+        size_t work = x->op->work_bytes ? x->op->work_bytes(x) : 0;
+        x->has_work = work > 0;
+        if (work) {
+            bufs[nb++] = (buffer){align_up(work), 0, k, k, k, 3};
+            if (x->runs_backward)
+                bufs[nb++] = (buffer){align_up(work), 0, 2 * n - 1 - k, 2 * n - 1 - k, k, 4};
+        }
+    }
+    size_t total = place_buffers(bufs, nb);
+    g->arena = aligned_alloc(ALIGN, total ? total : ALIGN);
+    if (!g->arena) {
+        free(on_path), free(written), free(bufs);
+        return mm_error(MM_ERR_NOMEM, "out of memory allocating %zu bytes of activations", total);
+    }
+    memset(g->arena, 0, total ? total : ALIGN);
+    g->arena_bytes = total;
+    for (int i = 0; i < nb; i++) {
+        mm_node *x = g->nodes[bufs[i].node];
+        char *p = g->arena + bufs[i].off;
+        switch (bufs[i].kind) {
+        case 0: x->value = (float *)p; break;
+        case 1: x->grad = (float *)p; break;
+        case 2: x->saved = p; break;
+        case 3: x->work_fwd_off = bufs[i].off; x->work = p; break;
+        case 4: x->work_bwd_off = bufs[i].off; break;
+        }
+    }
+    /* First writer of each gradient overwrites, later ones accumulate. Backward runs in
+     * reverse node order, so the first writer is the latest consumer. */
+    for (int k = n - 1; k >= 0; k--) {
+        mm_node *y = g->nodes[k];
+        if (!y->runs_backward) continue;
+        for (int i = 0; i < y->n_in; i++) {
+            mm_node *x = y->in[i];
+            if (!x->grad) continue;
+            y->acc[i] = written[x->id];
+            written[x->id] = 1;
+        }
+    }
+    /* Parameters that no backward writes still hand the optimizer a zero gradient. */
+    for (int k = 0; k < n; k++) {
+        mm_node *x = g->nodes[k];
+        if (x->kind == MM_NODE_PARAM && x->grad && !written[k]) memset(x->grad, 0, x->size * sizeof(float));
+    }
+    free(on_path), free(written), free(bufs);
+    return MM_OK;
+}
+
+void mm_graph_set_batch(mm_graph *g, int batch) {
+    if (batch < 1) batch = 1;
+    if (batch > g->batch_cap && g->batch_cap > 0) batch = g->batch_cap;
+    g->batch = batch;
+    for (int k = 0; k < g->n; k++) {
+        mm_node *x = g->nodes[k];
+        if (!x->batched) continue;
+        x->shape[0] = batch;
+        x->size = mm_shape_size(x->ndim, x->shape);
+    }
+}
+
+void mm_graph_forward(mm_graph *g) {
+    for (int k = 0; k < g->n; k++) {
+        mm_node *x = g->nodes[k];
+        if (x->kind != MM_NODE_OP) continue;
+        x->work = x->has_work ? g->arena + x->work_fwd_off : NULL;
+        x->op->forward(x);
+    }
+}
+
+void mm_graph_backward(mm_graph *g) {
+    if (!g->with_backward || !g->loss) return;
+    if (!g->external_seed)
+        for (size_t i = 0; i < g->loss->size; i++) g->loss->grad[i] = 1.0f;
+    for (int k = g->loss->id; k >= 0; k--) {
+        mm_node *x = g->nodes[k];
+        if (!x->runs_backward) continue;
+        x->work = x->has_work ? g->arena + x->work_bwd_off : NULL;
+        x->op->backward(x);
+    }
+}

@@ -1,0 +1,396 @@
+/* Keras-style layers. A layer is configuration plus parameters; building it composes ops
+ * from src/ops. Names, argument names and defaults follow Keras. */
+#include "nn/model_internal.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *class_names[MM_LAYER_TYPES] = {
+    "Dense", "Conv2D", "MaxPooling2D", "AveragePooling2D", "Flatten", "Dropout", "Activation",
+    "BatchNormalization"};
+
+const char *mm_layer_class_name(int type) { return class_names[type]; }
+
+static int shape_len(const int *shape) {
+    int n = 0;
+    while (n < MM_MAX_DIMS && shape[n] > 0) n++;
+    return n;
+}
+
+static mm_layer *new_layer(int type, const int *input_shape, const char *name, const char *activation) {
+    mm_layer *l = calloc(1, sizeof *l);
+    if (!l) return NULL;
+    l->type = type;
+    if (input_shape) {
+        l->input_ndim = shape_len(input_shape);
+        memcpy(l->input_shape, input_shape, sizeof l->input_shape);
+    }
+    if (name) snprintf(l->name, sizeof l->name, "%s", name);
+    snprintf(l->activation, sizeof l->activation, "%s", activation ? activation : "linear");
+    l->alpha = 0.3f;
+    return l;
+}
+
+mm_layer *mm_layer_dense(mm_dense_args a) {
+    mm_layer *l = new_layer(MM_DENSE, a.input_shape, a.name, a.activation);
+    if (!l) return NULL;
+    l->units = a.units;
+    l->use_bias = a.use_bias >= 0;
+    l->l1 = a.kernel_regularizer.l1;
+    l->l2 = a.kernel_regularizer.l2;
+    return l;
+}
+
+mm_layer *mm_layer_conv2d(mm_conv2d_args a) {
+    mm_layer *l = new_layer(MM_CONV2D, a.input_shape, a.name, a.activation);
+    if (!l) return NULL;
+    l->units = a.filters;
+    l->kernel[0] = a.kernel_size[0];
+    l->kernel[1] = a.kernel_size[1] ? a.kernel_size[1] : a.kernel_size[0];
+    l->strides[0] = a.strides[0] ? a.strides[0] : 1;
+    l->strides[1] = a.strides[1] ? a.strides[1] : l->strides[0];
+    l->same = a.padding && !strcmp(a.padding, "same");
+    l->use_bias = a.use_bias >= 0;
+    l->l1 = a.kernel_regularizer.l1;
+    l->l2 = a.kernel_regularizer.l2;
+    /* Unknown padding strings are caught in attach via this marker. */
+    if (a.padding && strcmp(a.padding, "same") && strcmp(a.padding, "valid")) l->same = -1;
+    return l;
+}
+
+static mm_layer *pool_layer(int type, mm_pool2d_args a) {
+    mm_layer *l = new_layer(type, a.input_shape, a.name, NULL);
+    if (!l) return NULL;
+    l->pool[0] = a.pool_size[0] ? a.pool_size[0] : 2;
+    l->pool[1] = a.pool_size[1] ? a.pool_size[1] : l->pool[0];
+    l->strides[0] = a.strides[0] ? a.strides[0] : l->pool[0];
+    l->strides[1] = a.strides[1] ? a.strides[1] : (a.strides[0] ? a.strides[0] : l->pool[1]);
+    l->same = a.padding && !strcmp(a.padding, "same");
+    if (a.padding && strcmp(a.padding, "same") && strcmp(a.padding, "valid")) l->same = -1;
+    return l;
+}
+
+mm_layer *mm_layer_maxpool2d(mm_pool2d_args a) { return pool_layer(MM_MAXPOOL2D, a); }
+mm_layer *mm_layer_avgpool2d(mm_pool2d_args a) { return pool_layer(MM_AVGPOOL2D, a); }
+
+mm_layer *mm_layer_flatten(mm_simple_args a) { return new_layer(MM_FLATTEN, a.input_shape, a.name, NULL); }
+
+mm_layer *mm_layer_dropout(mm_dropout_args a) {
+    mm_layer *l = new_layer(MM_DROPOUT, a.input_shape, a.name, NULL);
+    if (l) l->rate = a.rate;
+    return l;
+}
+
+mm_layer *mm_layer_activation(mm_activation_args a) {
+    mm_layer *l = new_layer(MM_ACTIVATION, a.input_shape, a.name, a.activation);
+    if (l && a.alpha > 0) l->alpha = a.alpha;
+    return l;
+}
+
+mm_layer *mm_layer_batchnorm(mm_batchnorm_args a) {
+    mm_layer *l = new_layer(MM_BATCHNORM, a.input_shape, a.name, NULL);
+    if (!l) return NULL;
+    l->momentum = a.momentum > 0 ? a.momentum : 0.99f;
+    l->epsilon = a.epsilon > 0 ? a.epsilon : 1e-3f;
+    return l;
+}
+
+/* ---- shapes and parameters ---- */
+
+static mm_status window_out(const char *what, int size, int k, int s, int same, int *out) {
+    if (same) {
+        *out = (size + s - 1) / s;
+        return MM_OK;
+    }
+    if (size < k) return mm_error(MM_ERR_SHAPE, "%s: input size %d is smaller than window %d", what, size, k);
+    *out = (size - k) / s + 1;
+    return MM_OK;
+}
+
+mm_status mm_layer_attach(mm_model *m, mm_layer *l, int nd, const int *in) {
+    const char *nm = l->name;
+    l->in_ndim = nd;
+    memcpy(l->in_shape, in, sizeof l->in_shape);
+    l->out_ndim = nd;
+    memcpy(l->out_shape, in, sizeof l->out_shape);
+    if (!mm_activation_known(l->activation))
+        return mm_error(MM_ERR_ARG, "%s: unknown activation '%s'", nm, l->activation);
+    switch (l->type) {
+    case MM_DENSE: {
+        if (l->units < 1) return mm_error(MM_ERR_ARG, "%s: units must be >= 1 (got %d)", nm, l->units);
+        int fin = in[nd - 1];
+        int ks[2] = {fin, l->units};
+        l->param[l->n_params++] = mm_model_add_param(m, nm, "kernel", 2, ks, 1, MM_INIT_GLOROT, fin, l->units);
+        if (l->use_bias) l->param[l->n_params++] = mm_model_add_param(m, nm, "bias", 1, &l->units, 1, MM_INIT_ZEROS, 0, 0);
+        l->out_shape[nd - 1] = l->units;
+        break;
+    }
+    case MM_CONV2D: {
+        if (nd != 3)
+            return mm_error(MM_ERR_SHAPE, "%s: Conv2D expects input (height, width, channels), got rank %d", nm, nd);
+        if (l->units < 1) return mm_error(MM_ERR_ARG, "%s: filters must be >= 1 (got %d)", nm, l->units);
+        if (l->kernel[0] < 1 || l->kernel[1] < 1 || l->strides[0] < 1 || l->strides[1] < 1)
+            return mm_error(MM_ERR_ARG, "%s: kernel_size and strides must be >= 1", nm);
+        if (l->same < 0) return mm_error(MM_ERR_ARG, "%s: padding must be \"valid\" or \"same\"", nm);
+        mm_status st;
+        if ((st = window_out(nm, in[0], l->kernel[0], l->strides[0], l->same, &l->out_shape[0])) ||
+            (st = window_out(nm, in[1], l->kernel[1], l->strides[1], l->same, &l->out_shape[1])))
+            return st;
+        l->out_shape[2] = l->units;
+        int ks[4] = {l->kernel[0], l->kernel[1], in[2], l->units};
+        int area = l->kernel[0] * l->kernel[1];
+        l->param[l->n_params++] =
+            mm_model_add_param(m, nm, "kernel", 4, ks, 1, MM_INIT_GLOROT, area * in[2], area * l->units);
+        if (l->use_bias) l->param[l->n_params++] = mm_model_add_param(m, nm, "bias", 1, &l->units, 1, MM_INIT_ZEROS, 0, 0);
+        break;
+    }
+    case MM_MAXPOOL2D:
+    case MM_AVGPOOL2D: {
+        if (nd != 3)
+            return mm_error(MM_ERR_SHAPE, "%s: pooling expects input (height, width, channels), got rank %d", nm, nd);
+        if (l->pool[0] < 1 || l->pool[1] < 1 || l->strides[0] < 1 || l->strides[1] < 1)
+            return mm_error(MM_ERR_ARG, "%s: pool_size and strides must be >= 1", nm);
+        if (l->same < 0) return mm_error(MM_ERR_ARG, "%s: padding must be \"valid\" or \"same\"", nm);
+        mm_status st;
+        if ((st = window_out(nm, in[0], l->pool[0], l->strides[0], l->same, &l->out_shape[0])) ||
+            (st = window_out(nm, in[1], l->pool[1], l->strides[1], l->same, &l->out_shape[1])))
+            return st;
+        break;
+    }
+    case MM_FLATTEN: {
+        int total = 1;
+        for (int i = 0; i < nd; i++) total *= in[i];
+        memset(l->out_shape, 0, sizeof l->out_shape);
+        l->out_ndim = 1;
+        l->out_shape[0] = total;
+        break;
+    }
+    case MM_DROPOUT:
+        if (!(l->rate >= 0 && l->rate < 1)) return mm_error(MM_ERR_ARG, "%s: dropout rate must be in [0, 1), got %g", nm, l->rate);
+        break;
+    case MM_ACTIVATION:
+        break;
+    case MM_BATCHNORM: {
+        int c = in[nd - 1];
+        l->param[l->n_params++] = mm_model_add_param(m, nm, "gamma", 1, &c, 1, MM_INIT_ONES, 0, 0);
+        l->param[l->n_params++] = mm_model_add_param(m, nm, "beta", 1, &c, 1, MM_INIT_ZEROS, 0, 0);
+        l->param[l->n_params++] = mm_model_add_param(m, nm, "moving_mean", 1, &c, 0, MM_INIT_ZEROS, 0, 0);
+        l->param[l->n_params++] = mm_model_add_param(m, nm, "moving_variance", 1, &c, 0, MM_INIT_ONES, 0, 0);
+        break;
+    }
+    }
+    for (int i = 0; i < l->n_params; i++)
+        if (l->param[i] < 0) return mm_error(MM_ERR_NOMEM, "%s: out of memory for parameters", nm);
+    return MM_OK;
+}
+
+/* ---- graph building ---- */
+
+static mm_node *param_node(mm_model *m, mm_graph *g, int i, int training) {
+    mm_param *p = &m->params[i];
+    float *grad = training && p->trainable ? mm_param_grad(m, i) : NULL;
+    return mm_graph_param(g, p->name, p->ndim, p->shape, mm_param_value(m, i), grad, p->trainable);
+}
+
+mm_node *mm_layer_build(mm_model *m, mm_layer *l, mm_graph *g, mm_node *x, int training,
+                        mm_node **logits, mm_node **reg_loss) {
+    mm_node *y = x;
+    *reg_loss = NULL;
+    switch (l->type) {
+    case MM_DENSE:
+    case MM_CONV2D: {
+        mm_node *w = param_node(m, g, l->param[0], training);
+        mm_node *b = l->use_bias ? param_node(m, g, l->param[1], training) : NULL;
+        if (training && (l->l1 > 0 || l->l2 > 0)) *reg_loss = mm_g_l1l2(g, w, l->l1, l->l2);
+        if (l->type == MM_CONV2D && !strcmp(l->activation, "relu")) {
+            /* Fused: saves a pass over the largest activation in both directions. */
+            y = mm_g_conv2d_relu(g, x, w, b, l->strides[0], l->strides[1], l->same);
+            *logits = y;
+            return y;
+        }
+        y = l->type == MM_DENSE ? mm_g_matmul(g, x, w, b)
+                                : mm_g_conv2d(g, x, w, b, l->strides[0], l->strides[1], l->same);
+        break;
+    }
+    case MM_MAXPOOL2D:
+        y = mm_g_maxpool2d(g, x, l->pool[0], l->pool[1], l->strides[0], l->strides[1], l->same);
+        break;
+    case MM_AVGPOOL2D:
+        y = mm_g_avgpool2d(g, x, l->pool[0], l->pool[1], l->strides[0], l->strides[1], l->same);
+        break;
+    case MM_FLATTEN:
+        y = mm_g_flatten(g, x);
+        break;
+    case MM_DROPOUT:
+        /* Identity at inference: leave it out of inference graphs entirely. */
+        if (training && l->rate > 0) y = mm_g_dropout(g, x, l->rate);
+        break;
+    case MM_ACTIVATION:
+        break;
+    case MM_BATCHNORM:
+        y = mm_g_batchnorm(g, x, param_node(m, g, l->param[0], training),
+                           param_node(m, g, l->param[1], training), param_node(m, g, l->param[2], 0),
+                           param_node(m, g, l->param[3], 0), l->momentum, l->epsilon);
+        break;
+    }
+    *logits = y;
+    return mm_g_activation(g, y, l->activation, l->alpha);
+}
+
+/* ---- JSON ---- */
+
+static cJSON *int_array(const int *v, int n) { return cJSON_CreateIntArray(v, n); }
+
+cJSON *mm_layer_to_json(const mm_layer *l) {
+    cJSON *j = cJSON_CreateObject(), *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "class_name", class_names[l->type]);
+    cJSON_AddItemToObject(j, "config", c);
+    cJSON_AddStringToObject(c, "name", l->name);
+    switch (l->type) {
+    case MM_DENSE:
+        cJSON_AddNumberToObject(c, "units", l->units);
+        break;
+    case MM_CONV2D:
+        cJSON_AddNumberToObject(c, "filters", l->units);
+        cJSON_AddItemToObject(c, "kernel_size", int_array(l->kernel, 2));
+        cJSON_AddItemToObject(c, "strides", int_array(l->strides, 2));
+        cJSON_AddStringToObject(c, "padding", l->same ? "same" : "valid");
+        break;
+    case MM_MAXPOOL2D:
+    case MM_AVGPOOL2D:
+        cJSON_AddItemToObject(c, "pool_size", int_array(l->pool, 2));
+        cJSON_AddItemToObject(c, "strides", int_array(l->strides, 2));
+        cJSON_AddStringToObject(c, "padding", l->same ? "same" : "valid");
+        break;
+    case MM_DROPOUT:
+        cJSON_AddNumberToObject(c, "rate", l->rate);
+        break;
+    case MM_BATCHNORM:
+        cJSON_AddNumberToObject(c, "momentum", l->momentum);
+        cJSON_AddNumberToObject(c, "epsilon", l->epsilon);
+        break;
+    default:
+        break;
+    }
+    if (l->type == MM_DENSE || l->type == MM_CONV2D || l->type == MM_ACTIVATION) {
+        cJSON_AddStringToObject(c, "activation", l->activation);
+        if (!strcmp(l->activation, "leaky_relu")) cJSON_AddNumberToObject(c, "alpha", l->alpha);
+    }
+    if (l->type == MM_DENSE || l->type == MM_CONV2D) {
+        cJSON_AddBoolToObject(c, "use_bias", l->use_bias);
+        if (l->l1 > 0 || l->l2 > 0) {
+            cJSON *r = cJSON_AddObjectToObject(c, "kernel_regularizer");
+            cJSON_AddNumberToObject(r, "l1", l->l1);
+            cJSON_AddNumberToObject(r, "l2", l->l2);
+        }
+    }
+    if (l->input_ndim) cJSON_AddItemToObject(c, "input_shape", int_array(l->input_shape, l->input_ndim));
+    return j;
+}
+
+/* Reads an int or [a, b] pair into v (a single int fills both, as Keras allows). */
+static int get_pair(const cJSON *c, const char *key, int *v) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(c, key);
+    if (!x) return 0;
+    if (cJSON_IsNumber(x)) {
+        v[0] = v[1] = x->valueint;
+        return 1;
+    }
+    if (cJSON_IsArray(x) && cJSON_GetArraySize(x) == 2) {
+        v[0] = cJSON_GetArrayItem(x, 0)->valueint;
+        v[1] = cJSON_GetArrayItem(x, 1)->valueint;
+        return 1;
+    }
+    return -1;
+}
+
+static const char *get_str(const cJSON *c, const char *key) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(c, key);
+    return cJSON_IsString(x) ? x->valuestring : NULL;
+}
+
+static double get_num(const cJSON *c, const char *key, double dflt) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(c, key);
+    return cJSON_IsNumber(x) ? x->valuedouble : (cJSON_IsBool(x) ? cJSON_IsTrue(x) : dflt);
+}
+
+mm_status mm_layer_from_json(const cJSON *j, mm_layer **out) {
+    *out = NULL;
+    const char *cls = get_str(j, "class_name");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "config");
+    if (!cls) return mm_error(MM_ERR_FORMAT, "architecture: layer without \"class_name\"");
+    if (c && !cJSON_IsObject(c)) return mm_error(MM_ERR_FORMAT, "architecture: %s \"config\" is not an object", cls);
+    int type = -1;
+    for (int t = 0; t < MM_LAYER_TYPES; t++)
+        if (!strcmp(cls, class_names[t])) type = t;
+    if (type < 0) return mm_error(MM_ERR_FORMAT, "architecture: unknown layer class '%s'", cls);
+    int input_shape[MM_MAX_DIMS] = {0};
+    const cJSON *is = cJSON_GetObjectItemCaseSensitive(c, "input_shape");
+    if (is) {
+        int n = cJSON_GetArraySize(is);
+        if (!cJSON_IsArray(is) || n < 1 || n > MM_MAX_DIMS - 1)
+            return mm_error(MM_ERR_FORMAT, "architecture: %s input_shape must be a list of 1..%d sizes", cls, MM_MAX_DIMS - 1);
+        for (int i = 0; i < n; i++) {
+            const cJSON *d = cJSON_GetArrayItem(is, i);
+            if (!cJSON_IsNumber(d) || d->valueint < 1)
+                return mm_error(MM_ERR_FORMAT, "architecture: %s input_shape has an invalid size", cls);
+            input_shape[i] = d->valueint;
+        }
+    }
+    const char *padding = get_str(c, "padding");
+    const char *name = get_str(c, "name");
+    if (name && !*name) name = NULL;
+    const char *act = get_str(c, "activation");
+    float alpha = (float)get_num(c, "alpha", 0.3);
+    mm_regularizer_args reg = {0};
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(c, "kernel_regularizer");
+    if (r) reg.l1 = (float)get_num(r, "l1", 0), reg.l2 = (float)get_num(r, "l2", 0);
+    int use_bias = get_num(c, "use_bias", 1) != 0 ? 1 : -1;
+    int pair[2] = {0, 0}, strides[2] = {0, 0};
+    if (get_pair(c, "strides", strides) < 0) return mm_error(MM_ERR_FORMAT, "architecture: %s strides must be an int or [h, w]", cls);
+    mm_layer *l = NULL;
+    switch (type) {
+    case MM_DENSE:
+        l = mm_layer_dense((mm_dense_args){.units = (int)get_num(c, "units", 0), .activation = act,
+                                           .use_bias = use_bias, .kernel_regularizer = reg, .name = name});
+        break;
+    case MM_CONV2D:
+        if (get_pair(c, "kernel_size", pair) <= 0)
+            return mm_error(MM_ERR_FORMAT, "architecture: Conv2D needs kernel_size");
+        l = mm_layer_conv2d((mm_conv2d_args){.filters = (int)get_num(c, "filters", 0),
+                                             .kernel_size = {pair[0], pair[1]},
+                                             .strides = {strides[0], strides[1]}, .padding = padding,
+                                             .activation = act, .use_bias = use_bias,
+                                             .kernel_regularizer = reg, .name = name});
+        break;
+    case MM_MAXPOOL2D:
+    case MM_AVGPOOL2D:
+        if (get_pair(c, "pool_size", pair) < 0) return mm_error(MM_ERR_FORMAT, "architecture: bad pool_size");
+        l = pool_layer(type, (mm_pool2d_args){.pool_size = {pair[0], pair[1]},
+                                              .strides = {strides[0], strides[1]}, .padding = padding, .name = name});
+        break;
+    case MM_FLATTEN:
+        l = mm_layer_flatten((mm_simple_args){.name = name});
+        break;
+    case MM_DROPOUT:
+        l = mm_layer_dropout((mm_dropout_args){.rate = (float)get_num(c, "rate", -1), .name = name});
+        break;
+    case MM_ACTIVATION:
+        l = mm_layer_activation((mm_activation_args){.activation = act, .alpha = alpha, .name = name});
+        break;
+    case MM_BATCHNORM:
+        l = mm_layer_batchnorm((mm_batchnorm_args){.momentum = (float)get_num(c, "momentum", 0.99),
+                                                   .epsilon = (float)get_num(c, "epsilon", 1e-3), .name = name});
+        break;
+    }
+    if (!l) return mm_error(MM_ERR_NOMEM, "out of memory creating layer");
+    if (act && type != MM_ACTIVATION) l->alpha = alpha;
+    if (is) {
+        memcpy(l->input_shape, input_shape, sizeof input_shape);
+        l->input_ndim = shape_len(input_shape);
+    }
+    *out = l;
+    return MM_OK;
+}

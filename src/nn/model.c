@@ -1,0 +1,493 @@
+/* The sequential model: layers, the parameter table over two contiguous arrays (trainable
+ * weights with their gradients, and non-trainable state such as batch-norm moving stats),
+ * initialization, compile and the compiled graphs, summary, architecture JSON. */
+#include "nn/model_internal.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+mm_model *mm_sequential(void) {
+    mm_model *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->pre = mm_preprocess_identity();
+    snprintf(m->name, sizeof m->name, "sequential");
+    return m;
+}
+
+void mm_run_free(mm_run *r) {
+    mm_graph_free(r->g);
+    memset(r, 0, sizeof *r);
+}
+
+void mm_model_free(mm_model *m) {
+    if (!m) return;
+    for (int i = 0; i < m->n_layers; i++) free(m->layers[i]);
+    free(m->layers);
+    free(m->params);
+    free(m->weights);
+    free(m->grads);
+    free(m->state);
+    mm_optimizer_free(m->opt);
+    mm_run_free(&m->train);
+    mm_run_free(&m->infer);
+    for (int i = 0; i < m->n_labels; i++) free(m->labels[i]);
+    free(m->labels);
+    free(m);
+}
+
+/* ---- parameters ---- */
+
+int mm_model_add_param(mm_model *m, const char *layer, const char *name, int ndim, const int *shape,
+                       int trainable, int init, int fan_in, int fan_out) {
+    if (m->n_params == m->cap_params) {
+        int cap = m->cap_params ? m->cap_params * 2 : 16;
+        mm_param *p = realloc(m->params, (size_t)cap * sizeof *p);
+        if (!p) return -1;
+        m->params = p;
+        m->cap_params = cap;
+    }
+    mm_param *p = &m->params[m->n_params];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s/%s", layer, name);
+    p->ndim = ndim;
+    memcpy(p->shape, shape, (size_t)ndim * sizeof(int));
+    p->size = mm_shape_size(ndim, shape);
+    p->trainable = trainable;
+    p->init = init;
+    p->fan_in = fan_in;
+    p->fan_out = fan_out;
+    size_t *total = trainable ? &m->n_weights : &m->n_state;
+    float **store = trainable ? &m->weights : &m->state;
+    float *grown = realloc(*store, (*total + p->size) * sizeof(float));
+    if (!grown) return -1;
+    *store = grown;
+    if (trainable) {
+        float *g = realloc(m->grads, (*total + p->size) * sizeof(float));
+        if (!g) return -1;
+        m->grads = g;
+        memset(g + *total, 0, p->size * sizeof(float));
+    }
+    memset(grown + *total, 0, p->size * sizeof(float));
+    p->offset = *total;
+    *total += p->size;
+    m->weights_ready = 0;
+    return m->n_params++;
+}
+
+float *mm_param_value(mm_model *m, int i) {
+    mm_param *p = &m->params[i];
+    return (p->trainable ? m->weights : m->state) + p->offset;
+}
+
+float *mm_param_grad(mm_model *m, int i) {
+    mm_param *p = &m->params[i];
+    return p->trainable ? m->grads + p->offset : NULL;
+}
+
+long mm_count_params(const mm_model *m) { return (long)(m->n_weights + m->n_state); }
+
+mm_status mm_model_init_weights(mm_model *m, uint64_t seed) {
+    mm_rng rng = {mm_hash64(seed ^ 0x6D656469616D6Cull)};
+    for (int i = 0; i < m->n_params; i++) {
+        mm_param *p = &m->params[i];
+        float *v = mm_param_value(m, i);
+        if (p->init == MM_INIT_GLOROT) {
+            float limit = sqrtf(6.0f / (float)(p->fan_in + p->fan_out));
+            for (size_t k = 0; k < p->size; k++) v[k] = (2 * mm_rng_uniform(&rng) - 1) * limit;
+        } else {
+            float c = p->init == MM_INIT_ONES ? 1.0f : 0.0f;
+            for (size_t k = 0; k < p->size; k++) v[k] = c;
+        }
+    }
+    m->weights_ready = 1;
+    return MM_OK;
+}
+
+/* ---- layers ---- */
+
+mm_status mm_add(mm_model *m, mm_layer *l) {
+    if (!m) {
+        free(l);
+        return mm_error(MM_ERR_ARG, "mm_add: model is NULL");
+    }
+    if (!l) return mm_error(MM_ERR_NOMEM, "mm_add: layer is NULL (out of memory?)");
+    if (m->compiled) {
+        free(l);
+        return mm_error(MM_ERR_STATE, "cannot add layers to a compiled model");
+    }
+    int nd;
+    const int *in;
+    if (m->n_layers == 0) {
+        if (!l->input_ndim) {
+            free(l);
+            return mm_error(MM_ERR_SHAPE, "the first layer needs input_shape");
+        }
+        nd = l->input_ndim;
+        in = l->input_shape;
+    } else {
+        mm_layer *prev = m->layers[m->n_layers - 1];
+        nd = prev->out_ndim;
+        in = prev->out_shape;
+        if (l->input_ndim && (l->input_ndim != nd || memcmp(l->input_shape, in, (size_t)nd * sizeof(int)))) {
+            free(l);
+            return mm_error(MM_ERR_SHAPE, "layer %d: declared input_shape does not match the previous layer's output", m->n_layers);
+        }
+    }
+    if (!l->name[0]) {
+        /* Keras-style unique names: conv2d, conv2d_1, ... */
+        static const char *base[MM_LAYER_TYPES] = {"dense", "conv2d", "max_pooling2d", "average_pooling2d",
+                                                   "flatten", "dropout", "activation", "batch_normalization"};
+        int count = 0;
+        for (int i = 0; i < m->n_layers; i++)
+            if (m->layers[i]->type == l->type) count++;
+        if (count) snprintf(l->name, sizeof l->name, "%s_%d", base[l->type], count);
+        else snprintf(l->name, sizeof l->name, "%s", base[l->type]);
+    }
+    for (int i = 0; i < m->n_layers; i++)
+        if (!strcmp(m->layers[i]->name, l->name)) {
+            mm_status st = mm_error(MM_ERR_ARG, "duplicate layer name '%s'", l->name);
+            free(l);
+            return st;
+        }
+    int saved_params = m->n_params;
+    size_t saved_w = m->n_weights, saved_s = m->n_state;
+    mm_status st = mm_layer_attach(m, l, nd, in);
+    if (st != MM_OK) {
+        m->n_params = saved_params, m->n_weights = saved_w, m->n_state = saved_s;
+        free(l);
+        return st;
+    }
+    if (m->n_layers == m->cap_layers) {
+        int cap = m->cap_layers ? m->cap_layers * 2 : 8;
+        mm_layer **ls = realloc(m->layers, (size_t)cap * sizeof *ls);
+        if (!ls) {
+            free(l);
+            return mm_error(MM_ERR_NOMEM, "out of memory adding layer");
+        }
+        m->layers = ls;
+        m->cap_layers = cap;
+    }
+    m->layers[m->n_layers++] = l;
+    return MM_OK;
+}
+
+int mm_model_input_shape(const mm_model *m, int *shape) {
+    if (!m->n_layers) return 0;
+    memcpy(shape, m->layers[0]->in_shape, sizeof(int) * MM_MAX_DIMS);
+    return m->layers[0]->in_ndim;
+}
+
+int mm_model_output_shape(const mm_model *m, int *shape) {
+    if (!m->n_layers) return 0;
+    const mm_layer *l = m->layers[m->n_layers - 1];
+    memcpy(shape, l->out_shape, sizeof(int) * MM_MAX_DIMS);
+    return l->out_ndim;
+}
+
+/* ---- summary ---- */
+
+static void shape_str(char *buf, size_t n, int nd, const int *s) {
+    int k = snprintf(buf, n, "(None");
+    for (int i = 0; i < nd && k < (int)n; i++) k += snprintf(buf + k, n - (size_t)k, ", %d", s[i]);
+    if (k < (int)n) snprintf(buf + k, n - (size_t)k, ")");
+}
+
+static void with_commas(char *buf, size_t n, long v) {
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "%ld", v);
+    int len = (int)strlen(tmp), o = 0;
+    for (int i = 0; i < len && o + 2 < (int)n; i++) {
+        if (i && (len - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = tmp[i];
+    }
+    buf[o] = 0;
+}
+
+mm_status mm_summary(const mm_model *m, char *buf, size_t size, long *params) {
+    if (!m || !buf || size == 0) return mm_error(MM_ERR_ARG, "mm_summary: bad arguments");
+    size_t o = 0;
+#define OUT(...) do { if (o < size) o += (size_t)snprintf(buf + o, size - o, __VA_ARGS__); } while (0)
+    OUT("Model: \"%s\"\n", m->name);
+    OUT("%-34s %-24s %12s\n", "Layer (type)", "Output Shape", "Param #");
+    OUT("==========================================================================\n");
+    long trainable = 0, total = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const mm_layer *l = m->layers[i];
+        long count = 0;
+        for (int k = 0; k < l->n_params; k++) {
+            const mm_param *p = &m->params[l->param[k]];
+            count += (long)p->size;
+            if (p->trainable) trainable += (long)p->size;
+        }
+        total += count;
+        char name[80], shp[64], num[32];
+        snprintf(name, sizeof name, "%s (%s)", l->name, mm_layer_class_name(l->type));
+        shape_str(shp, sizeof shp, l->out_ndim, l->out_shape);
+        with_commas(num, sizeof num, count);
+        OUT("%-34s %-24s %12s\n", name, shp, num);
+    }
+    char a[32], b[32], c[32];
+    with_commas(a, sizeof a, total);
+    with_commas(b, sizeof b, trainable);
+    with_commas(c, sizeof c, total - trainable);
+    OUT("==========================================================================\n");
+    OUT("Total params: %s\nTrainable params: %s\nNon-trainable params: %s\n", a, b, c);
+#undef OUT
+    if (params) *params = total;
+    return MM_OK;
+}
+
+/* ---- architecture JSON ---- */
+
+char *mm_model_to_json(const mm_model *m) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "class_name", "Sequential");
+    cJSON *c = cJSON_AddObjectToObject(j, "config");
+    cJSON_AddStringToObject(c, "name", m->name);
+    cJSON *ls = cJSON_AddArrayToObject(c, "layers");
+    for (int i = 0; i < m->n_layers; i++) {
+        cJSON *lj = mm_layer_to_json(m->layers[i]);
+        if (i == 0) {
+            cJSON *cfg = cJSON_GetObjectItemCaseSensitive(lj, "config");
+            cJSON_DeleteItemFromObject(cfg, "input_shape");
+            cJSON_AddItemToObject(cfg, "input_shape", cJSON_CreateIntArray(m->layers[0]->in_shape, m->layers[0]->in_ndim));
+        }
+        cJSON_AddItemToArray(ls, lj);
+    }
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return s;
+}
+
+mm_status mm_model_from_json(const char *json, mm_model **out) {
+    *out = NULL;
+    cJSON *j = cJSON_Parse(json);
+    if (!j) return mm_error(MM_ERR_FORMAT, "architecture: invalid JSON near '%.20s'", cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() : "");
+    mm_status st = MM_OK;
+    const cJSON *cls = cJSON_GetObjectItemCaseSensitive(j, "class_name");
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(j, "config");
+    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(cfg, "layers");
+    if (!cJSON_IsString(cls) || strcmp(cls->valuestring, "Sequential") || !cJSON_IsArray(layers)) {
+        cJSON_Delete(j);
+        return mm_error(MM_ERR_FORMAT, "architecture: expected {\"class_name\": \"Sequential\", \"config\": {\"layers\": [...]}}");
+    }
+    if (cJSON_GetArraySize(layers) == 0) {
+        cJSON_Delete(j);
+        return mm_error(MM_ERR_FORMAT, "architecture: no layers");
+    }
+    mm_model *m = mm_sequential();
+    if (!m) {
+        cJSON_Delete(j);
+        return mm_error(MM_ERR_NOMEM, "out of memory");
+    }
+    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(cfg, "name");
+    if (cJSON_IsString(nm)) snprintf(m->name, sizeof m->name, "%s", nm->valuestring);
+    const cJSON *lj;
+    int idx = 0;
+    cJSON_ArrayForEach(lj, layers) {
+        mm_layer *l;
+        st = mm_layer_from_json(lj, &l);
+        if (st == MM_OK) st = mm_add(m, l);
+        if (st != MM_OK) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", mm_errmsg());
+            mm_error(st, "architecture layer %d: %s", idx, msg);
+            break;
+        }
+        idx++;
+    }
+    cJSON_Delete(j);
+    if (st != MM_OK) {
+        mm_model_free(m);
+        return st;
+    }
+    *out = m;
+    return MM_OK;
+}
+
+/* ---- preprocessing and labels ---- */
+
+void mm_model_set_preprocess(mm_model *m, const mm_preprocess *p) { m->pre = *p; }
+mm_preprocess mm_model_get_preprocess(const mm_model *m) { return m->pre; }
+
+mm_status mm_model_set_labels(mm_model *m, int n, const char *const *labels) {
+    for (int i = 0; i < m->n_labels; i++) free(m->labels[i]);
+    free(m->labels);
+    m->labels = NULL;
+    m->n_labels = 0;
+    if (n <= 0) return MM_OK;
+    m->labels = calloc((size_t)n, sizeof(char *));
+    if (!m->labels) return mm_error(MM_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        m->labels[i] = strdup(labels[i] ? labels[i] : "");
+        if (!m->labels[i]) return mm_error(MM_ERR_NOMEM, "out of memory");
+        m->n_labels++;
+    }
+    return MM_OK;
+}
+
+const char *mm_model_label(const mm_model *m, int i) {
+    return i >= 0 && i < m->n_labels ? m->labels[i] : NULL;
+}
+
+int mm_model_epochs_done(const mm_model *m) { return m->epochs_done; }
+long mm_model_step(const mm_model *m) { return m->step; }
+
+/* ---- compile ---- */
+
+static const char *known_losses[] = {"sparse_categorical_crossentropy", "categorical_crossentropy",
+                                     "binary_crossentropy", "mse", "mean_squared_error", NULL};
+
+mm_status mm_compile_with(mm_model *m, const mm_compile_args *a) {
+    if (!m || !a) return mm_error(MM_ERR_ARG, "mm_compile: NULL argument");
+    if (m->n_layers == 0) return mm_error(MM_ERR_STATE, "cannot compile a model with no layers");
+    mm_compile_args cfg = *a;
+    if (!cfg.loss) cfg.loss = "sparse_categorical_crossentropy";
+    int ok = 0;
+    for (int i = 0; known_losses[i]; i++) ok |= !strcmp(cfg.loss, known_losses[i]);
+    if (!ok) return mm_error(MM_ERR_ARG, "unknown loss '%s'", cfg.loss);
+    if (!cfg.optimizer) cfg.optimizer = "adam";
+    mm_optimizer *opt;
+    mm_status st = mm_optimizer_new(&cfg, m->n_weights, &opt);
+    if (st != MM_OK) return st;
+    mm_optimizer_free(m->opt);
+    m->opt = opt;
+    snprintf(m->optimizer_name, sizeof m->optimizer_name, "%s", cfg.optimizer);
+    snprintf(m->loss_name, sizeof m->loss_name, "%s", !strcmp(cfg.loss, "mean_squared_error") ? "mse" : cfg.loss);
+    snprintf(m->metrics_name, sizeof m->metrics_name, "%s", cfg.metrics ? cfg.metrics : "accuracy");
+    snprintf(m->schedule_name, sizeof m->schedule_name, "%s", cfg.schedule ? cfg.schedule : "constant");
+    cfg.optimizer = m->optimizer_name;
+    cfg.loss = m->loss_name;
+    cfg.metrics = m->metrics_name;
+    cfg.schedule = m->schedule_name;
+    m->cfg = cfg;
+    m->sparse_labels = !strcmp(m->loss_name, "sparse_categorical_crossentropy");
+    int shape[MM_MAX_DIMS];
+    int nd = mm_model_output_shape(m, shape);
+    if ((!strcmp(m->loss_name, "sparse_categorical_crossentropy") || !strcmp(m->loss_name, "categorical_crossentropy")) &&
+        shape[nd - 1] < 2)
+        return mm_error(MM_ERR_SHAPE, "%s needs at least 2 output units, the model has %d", m->loss_name, shape[nd - 1]);
+    if (!m->weights_ready) mm_model_init_weights(m, 0);
+    mm_run_free(&m->train);
+    mm_run_free(&m->infer);
+    m->compiled = 1;
+    return MM_OK;
+}
+
+cJSON *mm_compile_to_json(const mm_model *m) {
+    cJSON *j = cJSON_CreateObject();
+    const mm_optimizer *o = m->opt;
+    cJSON_AddStringToObject(j, "optimizer", m->optimizer_name);
+    cJSON_AddStringToObject(j, "loss", m->loss_name);
+    cJSON_AddStringToObject(j, "metrics", m->metrics_name);
+    cJSON_AddNumberToObject(j, "learning_rate", o->lr);
+    cJSON_AddNumberToObject(j, "momentum", o->momentum);
+    cJSON_AddBoolToObject(j, "nesterov", o->nesterov);
+    cJSON_AddNumberToObject(j, "beta_1", o->beta_1);
+    cJSON_AddNumberToObject(j, "beta_2", o->beta_2);
+    cJSON_AddNumberToObject(j, "epsilon", o->epsilon);
+    cJSON_AddNumberToObject(j, "weight_decay", o->weight_decay);
+    cJSON_AddNumberToObject(j, "rho", o->rho);
+    cJSON_AddNumberToObject(j, "global_clipnorm", o->global_clipnorm);
+    cJSON_AddStringToObject(j, "schedule", m->schedule_name);
+    cJSON_AddNumberToObject(j, "warmup_steps", o->warmup_steps);
+    cJSON_AddNumberToObject(j, "decay_steps", o->decay_steps);
+    cJSON_AddNumberToObject(j, "decay_rate", o->decay_rate);
+    cJSON_AddNumberToObject(j, "alpha", o->alpha);
+    return j;
+}
+
+mm_status mm_compile_from_json(mm_model *m, const cJSON *j) {
+#define NUM(k) (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, k)) ? (float)cJSON_GetObjectItemCaseSensitive(j, k)->valuedouble : 0.0f)
+#define STR(k) (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, k)) ? cJSON_GetObjectItemCaseSensitive(j, k)->valuestring : NULL)
+    mm_compile_args a = {
+        .optimizer = STR("optimizer"), .loss = STR("loss"), .metrics = STR("metrics"),
+        .learning_rate = NUM("learning_rate"), .momentum = NUM("momentum"),
+        .nesterov = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "nesterov")),
+        .beta_1 = NUM("beta_1"), .beta_2 = NUM("beta_2"), .epsilon = NUM("epsilon"),
+        .weight_decay = NUM("weight_decay"), .rho = NUM("rho"), .global_clipnorm = NUM("global_clipnorm"),
+        .schedule = STR("schedule"), .warmup_steps = (int)NUM("warmup_steps"), .decay_steps = (int)NUM("decay_steps"),
+        .decay_rate = NUM("decay_rate"), .alpha = NUM("alpha")};
+#undef NUM
+#undef STR
+    int was_ready = m->weights_ready;
+    m->weights_ready = 1; /* keep loaded weights */
+    mm_status st = mm_compile_with(m, &a);
+    m->weights_ready = was_ready || st == MM_OK;
+    return st;
+}
+
+/* ---- graphs ---- */
+
+mm_status mm_model_build_run(mm_model *m, mm_run *r, int batch, int training) {
+    mm_run_free(r);
+    mm_graph *g = mm_graph_new();
+    if (!g) return mm_error(MM_ERR_NOMEM, "out of memory");
+    r->g = g;
+    r->batch = batch;
+    int shape[MM_MAX_DIMS + 1];
+    shape[0] = batch;
+    int nd = mm_model_input_shape(m, shape + 1);
+    r->x = mm_graph_input(g, "x", nd + 1, shape, 1);
+    mm_node *h = r->x, *logits = NULL, *reg = NULL;
+    for (int i = 0; i < m->n_layers && h; i++) {
+        mm_node *layer_reg;
+        h = mm_layer_build(m, m->layers[i], g, h, training, &logits, &layer_reg);
+        if (layer_reg) reg = reg ? mm_g_add(g, reg, layer_reg) : layer_reg;
+    }
+    if (!h) {
+        mm_run_free(r);
+        return mm_error(MM_ERR_SHAPE, "building the model graph failed: %s", mm_errmsg());
+    }
+    r->out = h;
+    h->keep = 1;
+    if (m->compiled) {
+        int od = mm_model_output_shape(m, shape + 1);
+        const mm_layer *last = m->layers[m->n_layers - 1];
+        const char *act = last->activation;
+        if (m->sparse_labels) r->y = mm_graph_input(g, "y", 1, shape, 1);
+        else r->y = mm_graph_input(g, "y", od + 1, shape, 1);
+        r->y->keep = 1; /* metrics read the labels after the run */
+        const char *loss = m->loss_name;
+        if (!strcmp(loss, "sparse_categorical_crossentropy") || !strcmp(loss, "categorical_crossentropy")) {
+            r->loss = !strcmp(act, "softmax") ? mm_g_softmax_cross_entropy(g, logits, r->y, m->sparse_labels)
+                                              : mm_g_prob_cross_entropy(g, h, r->y, m->sparse_labels);
+        } else if (!strcmp(loss, "binary_crossentropy")) {
+            r->loss = !strcmp(act, "sigmoid") ? mm_g_sigmoid_bce(g, logits, r->y) : mm_g_prob_bce(g, h, r->y);
+        } else {
+            r->loss = mm_g_mse(g, h, r->y);
+        }
+        if (reg) r->loss = mm_g_add(g, r->loss, reg);
+        if (!r->loss) {
+            mm_run_free(r);
+            return mm_error(MM_ERR_SHAPE, "building the loss failed: %s", mm_errmsg());
+        }
+    }
+    mm_status st = mm_graph_plan(g, r->loss, training);
+    if (st != MM_OK) {
+        mm_run_free(r);
+        return st;
+    }
+    g->training = training;
+    return MM_OK;
+}
+
+void mm_gather_rows(float *dst, const mm_array *src, const long *idx, long start, int count,
+                    const mm_preprocess *pre) {
+    size_t row = src->size / (size_t)src->shape[0];
+    for (int i = 0; i < count; i++) {
+        long r = idx ? idx[start + i] : start + i;
+        const float *s = src->data + (size_t)r * row;
+        float *d = dst + (size_t)i * row;
+        if (pre) {
+            const float a = pre->scale / pre->std, b = pre->mean / pre->std;
+            for (size_t k = 0; k < row; k++) d[k] = s[k] * a - b;
+        } else {
+            memcpy(d, s, row * sizeof(float));
+        }
+    }
+}

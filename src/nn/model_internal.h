@@ -1,0 +1,120 @@
+/* Model internals shared by the nn/ files: layers (configuration, shapes, parameters and the
+ * ops they compose), the sequential model, and its compiled graphs. */
+#ifndef MM_MODEL_INTERNAL_H
+#define MM_MODEL_INTERNAL_H
+
+#include "mediaml.h"
+#include "ops/ops.h"
+#include "optim/optim.h"
+
+typedef struct cJSON cJSON;
+
+enum mm_layer_type {
+    MM_DENSE,
+    MM_CONV2D,
+    MM_MAXPOOL2D,
+    MM_AVGPOOL2D,
+    MM_FLATTEN,
+    MM_DROPOUT,
+    MM_ACTIVATION,
+    MM_BATCHNORM,
+    MM_LAYER_TYPES
+};
+
+#define MM_MAX_LAYER_PARAMS 4
+
+struct mm_layer {
+    int type;
+    char name[48];
+    /* configuration (Keras names) */
+    int units;            /* Dense units / Conv2D filters */
+    int kernel[2], strides[2], pool[2];
+    int same;             /* padding "same" */
+    char activation[24];
+    float alpha;          /* leaky_relu slope */
+    int use_bias;
+    float l1, l2;         /* kernel_regularizer */
+    float rate;           /* dropout */
+    float momentum, epsilon;
+    int input_ndim;       /* declared input_shape, if any */
+    int input_shape[MM_MAX_DIMS];
+    /* derived when added to a model (shapes exclude the batch) */
+    int in_ndim, in_shape[MM_MAX_DIMS];
+    int out_ndim, out_shape[MM_MAX_DIMS];
+    int n_params;
+    int param[MM_MAX_LAYER_PARAMS]; /* indices into the model's parameter table */
+};
+
+typedef struct mm_param {
+    char name[96];        /* "<layer>/kernel" */
+    int ndim, shape[MM_MAX_DIMS];
+    size_t size, offset;  /* offset into weights (trainable) or state (not trainable) */
+    int trainable;
+    int init;             /* MM_INIT_* */
+    int fan_in, fan_out;
+} mm_param;
+
+enum { MM_INIT_GLOROT, MM_INIT_ZEROS, MM_INIT_ONES };
+
+/* A compiled graph with the nodes the model reads and writes. */
+typedef struct mm_run {
+    mm_graph *g;
+    mm_node *x, *y, *out, *loss;
+    int batch;
+} mm_run;
+
+struct mm_model {
+    int n_layers, cap_layers;
+    mm_layer **layers;
+    int n_params, cap_params;
+    mm_param *params;
+    size_t n_weights, n_state;
+    float *weights, *grads, *state;
+    int weights_ready;
+
+    int compiled;
+    mm_compile_args cfg;
+    char optimizer_name[16], loss_name[48], metrics_name[24], schedule_name[16];
+    mm_optimizer *opt;
+    int sparse_labels;    /* loss takes class indices */
+    mm_run train, infer;
+
+    mm_preprocess pre;
+    int n_labels;
+    char **labels;
+    int epochs_done;
+    long step;
+    char name[48];
+};
+
+/* Layers */
+const char *mm_layer_class_name(int type);
+/* Derives the layer's output shape from its input shape and registers its parameters. */
+mm_status mm_layer_attach(mm_model *m, mm_layer *l, int in_ndim, const int *in_shape);
+/* Composes the layer's ops. *logits receives the pre-activation node when the layer ends
+ * with an activation (for fused losses), else the output. */
+mm_node *mm_layer_build(mm_model *m, mm_layer *l, mm_graph *g, mm_node *x, int training,
+                        mm_node **logits, mm_node **reg_loss);
+cJSON *mm_layer_to_json(const mm_layer *l);
+mm_status mm_layer_from_json(const cJSON *j, mm_layer **out);
+
+/* Parameters */
+int mm_model_add_param(mm_model *m, const char *layer, const char *name, int ndim, const int *shape,
+                       int trainable, int init, int fan_in, int fan_out);
+float *mm_param_value(mm_model *m, int i);
+float *mm_param_grad(mm_model *m, int i);
+
+/* Graphs */
+mm_status mm_model_build_run(mm_model *m, mm_run *r, int batch, int training);
+void mm_run_free(mm_run *r);
+
+/* Copies rows [idx[0..count)] of data (or rows start.. when idx is NULL) into a graph input,
+ * applying preprocessing when pre is not NULL. */
+void mm_gather_rows(float *dst, const mm_array *src, const long *idx, long start, int count,
+                    const mm_preprocess *pre);
+
+/* Training config JSON (compile args) and back. */
+cJSON *mm_compile_to_json(const mm_model *m);
+mm_status mm_compile_from_json(mm_model *m, const cJSON *j);
+
+#endif

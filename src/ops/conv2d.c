@@ -1,0 +1,532 @@
+/* conv2d, channels-last: x [N, H, W, C] * w [KH, KW, C, F] (+ b [F]) -> y [N, OH, OW, F].
+ *
+ * Each thread takes a contiguous run of images, unfolds a chunk of them into patch rows
+ * (im2col: one row of KH*KW*C values per output pixel) and multiplies by the kernel with one
+ * GEMM, so the kernel's [K, F] layout is used as is. Weight gradients are summed into
+ * per-thread partials and reduced in thread order: deterministic for a thread count.
+ * "same" padding follows TensorFlow: total padding max((OH-1)*s + K - H, 0), the smaller
+ * half on the top/left. */
+#include "ops/ops.h"
+
+#include <cblas.h>
+#include <string.h>
+
+/* attrs: i[0] stride_h, i[1] stride_w, i[2] same, i[3] pad_top, i[4] pad_left,
+ *        i[5] images per im2col chunk, i[6] fused relu */
+#define MAX_COL_FLOATS (1u << 21) /* 8 MiB of patches per thread */
+
+typedef struct geom {
+    int N, H, W, C, KH, KW, F, OH, OW, sh, sw, pt, pl, K, P;
+} geom;
+
+static geom get_geom(const mm_node *n) {
+    const mm_node *x = n->in[0], *w = n->in[1];
+    geom q;
+    q.N = x->shape[0], q.H = x->shape[1], q.W = x->shape[2], q.C = x->shape[3];
+    q.KH = w->shape[0], q.KW = w->shape[1], q.F = w->shape[3];
+    q.OH = n->shape[1], q.OW = n->shape[2];
+    q.sh = n->a.i[0], q.sw = n->a.i[1], q.pt = n->a.i[3], q.pl = n->a.i[4];
+    q.K = q.KH * q.KW * q.C;
+    q.P = q.OH * q.OW;
+    return q;
+}
+
+static mm_status conv_infer(mm_node *n) {
+    mm_node *x = n->in[0], *w = n->in[1];
+    if (x->ndim != 4)
+        return mm_error(MM_ERR_SHAPE, "conv2d: input must be [N, H, W, C], got rank %d", x->ndim);
+    if (w->ndim != 4)
+        return mm_error(MM_ERR_SHAPE, "conv2d: kernel must be [KH, KW, C, F], got rank %d", w->ndim);
+    if (w->shape[2] != x->shape[3])
+        return mm_error(MM_ERR_SHAPE, "conv2d: input has %d channels but kernel expects %d",
+                        x->shape[3], w->shape[2]);
+    if (n->n_in == 3 && n->in[2]->size != (size_t)w->shape[3])
+        return mm_error(MM_ERR_SHAPE, "conv2d: bias has %zu elements, expected %d", n->in[2]->size,
+                        w->shape[3]);
+    int sh = n->a.i[0], sw = n->a.i[1], same = n->a.i[2];
+    if (sh < 1 || sw < 1) return mm_error(MM_ERR_ARG, "conv2d: strides must be >= 1");
+    int H = x->shape[1], W = x->shape[2], KH = w->shape[0], KW = w->shape[1];
+    int OH, OW;
+    if (same) {
+        OH = (H + sh - 1) / sh;
+        OW = (W + sw - 1) / sw;
+        int ph = (OH - 1) * sh + KH - H, pw = (OW - 1) * sw + KW - W;
+        n->a.i[3] = ph > 0 ? ph / 2 : 0;
+        n->a.i[4] = pw > 0 ? pw / 2 : 0;
+    } else {
+        if (H < KH || W < KW)
+            return mm_error(MM_ERR_SHAPE, "conv2d: input %dx%d is smaller than kernel %dx%d", H, W,
+                            KH, KW);
+        OH = (H - KH) / sh + 1;
+        OW = (W - KW) / sw + 1;
+        n->a.i[3] = n->a.i[4] = 0;
+    }
+    n->ndim = 4;
+    n->shape[0] = x->shape[0];
+    n->shape[1] = OH;
+    n->shape[2] = OW;
+    n->shape[3] = w->shape[3];
+    int nt = n->g->threads > 0 ? n->g->threads : mm_threads();
+    size_t per_thread = ((size_t)x->shape[0] + (size_t)nt - 1) / (size_t)nt;
+    size_t patch = (size_t)OH * OW * KH * KW * x->shape[3];
+    size_t chunk = patch ? MAX_COL_FLOATS / patch : 1;
+    if (chunk < 1) chunk = 1;
+    if (chunk > per_thread) chunk = per_thread;
+    n->a.i[5] = (int)chunk;
+    return MM_OK;
+}
+
+static size_t conv_work(const mm_node *n) {
+    geom q = get_geom(n);
+    int nt = n->g->threads > 0 ? n->g->threads : mm_threads();
+    size_t per = (size_t)n->a.i[5] * q.P * q.K + (size_t)q.K * q.F + (size_t)q.F + 16;
+    return (size_t)nt * per * sizeof(float);
+}
+
+/* Unfolds images [i0, i0+cnt) into col [cnt*P, K]. */
+static void im2col(const geom *q, const float *x, int i0, int cnt, float *col) {
+    for (int i = 0; i < cnt; i++) {
+        const float *img = x + (size_t)(i0 + i) * q->H * q->W * q->C;
+        for (int oh = 0; oh < q->OH; oh++)
+            for (int ow = 0; ow < q->OW; ow++) {
+                float *row = col + ((size_t)i * q->P + (size_t)oh * q->OW + ow) * q->K;
+                for (int kh = 0; kh < q->KH; kh++) {
+                    int ih = oh * q->sh - q->pt + kh;
+                    float *dst = row + (size_t)kh * q->KW * q->C;
+                    if (ih < 0 || ih >= q->H) {
+                        memset(dst, 0, (size_t)q->KW * q->C * sizeof(float));
+                        continue;
+                    }
+                    for (int kw = 0; kw < q->KW; kw++) {
+                        int iw = ow * q->sw - q->pl + kw;
+                        if (iw < 0 || iw >= q->W)
+                            memset(dst + kw * q->C, 0, (size_t)q->C * sizeof(float));
+                        else
+                            memcpy(dst + kw * q->C, img + ((size_t)ih * q->W + iw) * q->C,
+                                   (size_t)q->C * sizeof(float));
+                    }
+                }
+            }
+    }
+}
+
+/* Adds col [cnt*P, K] back into dx images [i0, i0+cnt). */
+static void col2im(const geom *q, const float *col, int i0, int cnt, float *dx) {
+    for (int i = 0; i < cnt; i++) {
+        float *img = dx + (size_t)(i0 + i) * q->H * q->W * q->C;
+        for (int oh = 0; oh < q->OH; oh++)
+            for (int ow = 0; ow < q->OW; ow++) {
+                const float *row = col + ((size_t)i * q->P + (size_t)oh * q->OW + ow) * q->K;
+                for (int kh = 0; kh < q->KH; kh++) {
+                    int ih = oh * q->sh - q->pt + kh;
+                    if (ih < 0 || ih >= q->H) continue;
+                    for (int kw = 0; kw < q->KW; kw++) {
+                        int iw = ow * q->sw - q->pl + kw;
+                        if (iw < 0 || iw >= q->W) continue;
+                        float *d = img + ((size_t)ih * q->W + iw) * q->C;
+                        const float *s = row + ((size_t)kh * q->KW + kw) * q->C;
+                        for (int c = 0; c < q->C; c++) d[c] += s[c];
+                    }
+                }
+            }
+    }
+}
+
+
+/* ---- direct kernels for small patches (e.g. a first layer on 1-channel images) ----
+ * With K = KH*KW*C small, im2col + GEMM spends its time copying single floats; these loops
+ * instead keep one output pixel's F accumulators in registers (F is a compile-time constant
+ * in the specialized copies below) and stream the kernel from L1. */
+#define DIRECT_MAX_K 64
+
+#ifdef __AVX2__
+#include <immintrin.h>
+/* Two neighbouring output pixels, NV*8 filters from f0: y = b + sum_k x[off[k]] * w[k].
+ * Eight ymm accumulators in two independent chains keep both FMA ports busy. */
+static inline __attribute__((always_inline)) void fwd_pair_avx2(const float *p0, const float *p1,
+                                                                const int *off, int K, const float *w,
+                                                                int F, const float *b, float *o0,
+                                                                float *o1, const int NV, int relu) {
+    __m256 a0[4], a1[4];
+    for (int j = 0; j < NV; j++) a0[j] = a1[j] = b ? _mm256_loadu_ps(b + 8 * j) : _mm256_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        const __m256 v0 = _mm256_broadcast_ss(p0 + off[k]), v1 = _mm256_broadcast_ss(p1 + off[k]);
+        const float *wk = w + (size_t)k * F;
+        for (int j = 0; j < NV; j++) {
+            const __m256 wv = _mm256_loadu_ps(wk + 8 * j);
+            a0[j] = _mm256_fmadd_ps(v0, wv, a0[j]);
+            a1[j] = _mm256_fmadd_ps(v1, wv, a1[j]);
+        }
+    }
+    if (relu) {
+        const __m256 z = _mm256_setzero_ps();
+        for (int j = 0; j < NV; j++) a0[j] = _mm256_max_ps(a0[j], z), a1[j] = _mm256_max_ps(a1[j], z);
+    }
+    for (int j = 0; j < NV; j++) _mm256_storeu_ps(o0 + 8 * j, a0[j]), _mm256_storeu_ps(o1 + 8 * j, a1[j]);
+}
+
+/* dw rows: d[0..NV*8) += sum over pixel pairs of x0 * g0 + x1 * g1, for `pairs` pairs whose
+ * inputs are xs[i*xstride] and gradients gs[i*gstride]. */
+static inline __attribute__((always_inline)) void dw_pairs_avx2(const float *xs, int xstride,
+                                                                const float *gs, int gstride, int pairs,
+                                                                float *d, const int NV) {
+    __m256 a0[4], a1[4];
+    for (int j = 0; j < NV; j++) a0[j] = _mm256_loadu_ps(d + 8 * j), a1[j] = _mm256_setzero_ps();
+    for (int i = 0; i < pairs; i++) {
+        const __m256 v0 = _mm256_broadcast_ss(xs + (size_t)(2 * i) * xstride);
+        const __m256 v1 = _mm256_broadcast_ss(xs + (size_t)(2 * i + 1) * xstride);
+        const float *g0 = gs + (size_t)(2 * i) * gstride, *g1 = g0 + gstride;
+        for (int j = 0; j < NV; j++) {
+            a0[j] = _mm256_fmadd_ps(v0, _mm256_loadu_ps(g0 + 8 * j), a0[j]);
+            a1[j] = _mm256_fmadd_ps(v1, _mm256_loadu_ps(g1 + 8 * j), a1[j]);
+        }
+    }
+    for (int j = 0; j < NV; j++) _mm256_storeu_ps(d + 8 * j, _mm256_add_ps(a0[j], a1[j]));
+}
+
+static void dw_pairs(const float *xs, int xstride, const float *gs, int F, int pairs, float *d) {
+    int f0 = 0;
+    for (; f0 + 32 <= F; f0 += 32) dw_pairs_avx2(xs, xstride, gs + f0, F, pairs, d + f0, 4);
+    for (; f0 + 8 <= F; f0 += 8) dw_pairs_avx2(xs, xstride, gs + f0, F, pairs, d + f0, 1);
+    for (; f0 < F; f0++)
+        for (int i = 0; i < 2 * pairs; i++) d[f0] += xs[(size_t)i * xstride] * gs[(size_t)i * F + f0];
+}
+#define HAVE_DW_PAIRS 1
+
+static void fwd_pair(const float *p0, const float *p1, const int *off, int K, const float *w, int F,
+                     const float *b, float *o0, float *o1, int relu) {
+    int f0 = 0;
+    for (; f0 + 32 <= F; f0 += 32)
+        fwd_pair_avx2(p0, p1, off, K, w + f0, F, b ? b + f0 : NULL, o0 + f0, o1 + f0, 4, relu);
+    for (; f0 + 8 <= F; f0 += 8)
+        fwd_pair_avx2(p0, p1, off, K, w + f0, F, b ? b + f0 : NULL, o0 + f0, o1 + f0, 1, relu);
+    for (; f0 < F; f0++) {
+        float s0 = b ? b[f0] : 0.0f, s1 = s0;
+        for (int k = 0; k < K; k++) s0 += p0[off[k]] * w[(size_t)k * F + f0], s1 += p1[off[k]] * w[(size_t)k * F + f0];
+        o0[f0] = relu && s0 < 0 ? 0.0f : s0, o1[f0] = relu && s1 < 0 ? 0.0f : s1;
+    }
+}
+#define HAVE_FWD_PAIR 1
+#endif
+
+/* Offsets of the K patch elements relative to the patch origin, in (kh, kw, c) order. */
+static void patch_offsets(const geom *q, int *off) {
+    int k = 0;
+    for (int kh = 0; kh < q->KH; kh++)
+        for (int kw = 0; kw < q->KW; kw++)
+            for (int c = 0; c < q->C; c++) off[k++] = (kh * q->W + kw) * q->C + c;
+}
+
+/* Whether every tap of output (oh, ow) lies inside the image (no padding involved). */
+static inline int interior(const geom *q, int oh, int ow) {
+    int ih = oh * q->sh - q->pt, iw = ow * q->sw - q->pl;
+    return ih >= 0 && iw >= 0 && ih + q->KH <= q->H && iw + q->KW <= q->W;
+}
+
+static inline __attribute__((always_inline)) void direct_fwd_image(const geom *q, const float *img,
+                                                                   const float *w, const float *b,
+                                                                   float *out, const int F, int relu) {
+    int off[DIRECT_MAX_K];
+    patch_offsets(q, off);
+    for (int oh = 0; oh < q->OH; oh++)
+        for (int ow = 0; ow < q->OW; ow++) {
+            float *o = out + ((size_t)oh * q->OW + ow) * F;
+            int ih0 = oh * q->sh - q->pt, iw0 = ow * q->sw - q->pl;
+            if (ow + 1 < q->OW && interior(q, oh, ow) && interior(q, oh, ow + 1)) {
+                /* Two pixels at once: two independent accumulator chains hide FMA latency. */
+                const float *p0 = img + ((size_t)ih0 * q->W + iw0) * q->C;
+                const float *p1 = p0 + (size_t)q->sw * q->C;
+#ifdef HAVE_FWD_PAIR
+                fwd_pair(p0, p1, off, q->K, w, F, b, o, o + F, relu);
+#else
+                float a0[F], a1[F];
+                for (int f = 0; f < F; f++) a0[f] = a1[f] = b ? b[f] : 0.0f;
+                for (int k = 0; k < q->K; k++) {
+                    const float v0 = p0[off[k]], v1 = p1[off[k]];
+                    const float *wk = w + (size_t)k * F;
+                    for (int f = 0; f < F; f++) {
+                        a0[f] += v0 * wk[f];
+                        a1[f] += v1 * wk[f];
+                    }
+                }
+                for (int f = 0; f < F; f++)
+                    o[f] = relu && a0[f] < 0 ? 0.0f : a0[f], o[F + f] = relu && a1[f] < 0 ? 0.0f : a1[f];
+#endif
+                ow++;
+                continue;
+            }
+            float acc[F];
+            for (int f = 0; f < F; f++) acc[f] = b ? b[f] : 0.0f;
+            for (int kh = 0; kh < q->KH; kh++) {
+                int ih = ih0 + kh;
+                if (ih < 0 || ih >= q->H) continue;
+                for (int kw = 0; kw < q->KW; kw++) {
+                    int iw = iw0 + kw;
+                    if (iw < 0 || iw >= q->W) continue;
+                    const float *xp = img + ((size_t)ih * q->W + iw) * q->C;
+                    const float *wp = w + (size_t)(kh * q->KW + kw) * q->C * F;
+                    for (int c = 0; c < q->C; c++) {
+                        const float v = xp[c];
+                        for (int f = 0; f < F; f++) acc[f] += v * wp[c * F + f];
+                    }
+                }
+            }
+            for (int f = 0; f < F; f++) o[f] = relu && acc[f] < 0 ? 0.0f : acc[f];
+        }
+}
+
+/* dw[K, F] += sum over pixels of patch x dy; db[F] += sum dy. One output row at a time so
+ * that row of dy stays in L1 while every kernel tap passes over it. */
+static inline __attribute__((always_inline)) void direct_dw_image(const geom *q, const float *img,
+                                                                  const float *dy, float *dw,
+                                                                  float *db, const int F) {
+    for (int oh = 0; oh < q->OH; oh++) {
+        const float *dyr = dy + (size_t)oh * q->OW * F;
+        if (db)
+            for (int ow = 0; ow < q->OW; ow++)
+                for (int f = 0; f < F; f++) db[f] += dyr[(size_t)ow * F + f];
+        for (int kh = 0; kh < q->KH; kh++) {
+            int ih = oh * q->sh - q->pt + kh;
+            if (ih < 0 || ih >= q->H) continue;
+            for (int kw = 0; kw < q->KW; kw++)
+                for (int c = 0; c < q->C; c++) {
+                    float a0[F], a1[F];
+                    float *d = dw + ((size_t)(kh * q->KW + kw) * q->C + c) * F;
+                    for (int f = 0; f < F; f++) a0[f] = d[f], a1[f] = 0.0f;
+                    const float *row = img + (size_t)ih * q->W * q->C + c;
+                    int ow = 0;
+                    /* Interior columns in pairs (two accumulator chains), edges checked. */
+                    for (; ow < q->OW; ow++) {
+                        int iw = ow * q->sw - q->pl + kw;
+                        if (iw >= 0) break;
+                    }
+#ifdef HAVE_DW_PAIRS
+                    {
+                        int end = ow;
+                        while (end + 1 < q->OW && (end + 1) * q->sw - q->pl + kw < q->W) end += 2;
+                        int pairs = (end - ow) / 2;
+                        if (pairs > 0) {
+                            for (int f = 0; f < F; f++) d[f] = a0[f];
+                            dw_pairs(row + (size_t)(ow * q->sw - q->pl + kw) * q->C, q->sw * q->C,
+                                     dyr + (size_t)ow * F, F, pairs, d);
+                            for (int f = 0; f < F; f++) a0[f] = d[f];
+                            ow += 2 * pairs;
+                        }
+                    }
+#endif
+                    for (; ow + 1 < q->OW; ow += 2) {
+                        int iw = ow * q->sw - q->pl + kw;
+                        if (iw + q->sw >= q->W) break;
+                        const float v0 = row[(size_t)iw * q->C], v1 = row[(size_t)(iw + q->sw) * q->C];
+                        const float *g0 = dyr + (size_t)ow * F, *g1 = g0 + F;
+                        for (int f = 0; f < F; f++) {
+                            a0[f] += v0 * g0[f];
+                            a1[f] += v1 * g1[f];
+                        }
+                    }
+                    for (; ow < q->OW; ow++) {
+                        int iw = ow * q->sw - q->pl + kw;
+                        if (iw < 0 || iw >= q->W) continue;
+                        const float v = row[(size_t)iw * q->C];
+                        const float *g = dyr + (size_t)ow * F;
+                        for (int f = 0; f < F; f++) a0[f] += v * g[f];
+                    }
+                    for (int f = 0; f < F; f++) d[f] = a0[f] + a1[f];
+                }
+        }
+    }
+}
+
+static void direct_fwd(const geom *q, const float *img, const float *w, const float *b, float *out, int relu) {
+    switch (q->F) {
+    case 8: direct_fwd_image(q, img, w, b, out, 8, relu); break;
+    case 16: direct_fwd_image(q, img, w, b, out, 16, relu); break;
+    case 32: direct_fwd_image(q, img, w, b, out, 32, relu); break;
+    case 64: direct_fwd_image(q, img, w, b, out, 64, relu); break;
+    default: direct_fwd_image(q, img, w, b, out, q->F, relu); break;
+    }
+}
+
+static void direct_dw(const geom *q, const float *img, const float *dy, float *dw, float *db) {
+    switch (q->F) {
+    case 8: direct_dw_image(q, img, dy, dw, db, 8); break;
+    case 16: direct_dw_image(q, img, dy, dw, db, 16); break;
+    case 32: direct_dw_image(q, img, dy, dw, db, 32); break;
+    case 64: direct_dw_image(q, img, dy, dw, db, 64); break;
+    default: direct_dw_image(q, img, dy, dw, db, q->F); break;
+    }
+}
+
+/* dx += dy (x) w^T, per pixel and tap. */
+static void direct_dx(const geom *q, const float *dy, const float *w, float *dx) {
+    for (int oh = 0; oh < q->OH; oh++)
+        for (int ow = 0; ow < q->OW; ow++) {
+            const float *g = dy + ((size_t)oh * q->OW + ow) * q->F;
+            for (int kh = 0; kh < q->KH; kh++) {
+                int ih = oh * q->sh - q->pt + kh;
+                if (ih < 0 || ih >= q->H) continue;
+                for (int kw = 0; kw < q->KW; kw++) {
+                    int iw = ow * q->sw - q->pl + kw;
+                    if (iw < 0 || iw >= q->W) continue;
+                    float *d = dx + ((size_t)ih * q->W + iw) * q->C;
+                    const float *wp = w + (size_t)(kh * q->KW + kw) * q->C * q->F;
+                    for (int c = 0; c < q->C; c++) {
+                        float sum = 0;
+                        for (int f = 0; f < q->F; f++) sum += wp[(size_t)c * q->F + f] * g[f];
+                        d[c] += sum;
+                    }
+                }
+            }
+        }
+}
+
+static void conv_forward(mm_node *n) {
+    geom q = get_geom(n);
+    const float *x = n->in[0]->value, *w = n->in[1]->value;
+    const float *b = n->n_in == 3 ? n->in[2]->value : NULL;
+    int nt = n->g->threads, chunk = n->a.i[5];
+    size_t per = (size_t)chunk * q.P * q.K + (size_t)q.K * q.F + (size_t)q.F + 16;
+    /* A 1x1 stride-1 unpadded conv is a plain GEMM on the input rows. */
+    int pointwise = q.KH == 1 && q.KW == 1 && q.sh == 1 && q.sw == 1;
+    const int relu = n->a.i[6];
+    if (q.K <= DIRECT_MAX_K && !pointwise) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int i = 0; i < q.N; i++)
+            direct_fwd(&q, x + (size_t)i * q.H * q.W * q.C, w, b, n->value + (size_t)i * q.P * q.F, relu);
+        return;
+    }
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int t = 0; t < nt; t++) {
+        int lo = (int)((size_t)q.N * t / nt), hi = (int)((size_t)q.N * (t + 1) / nt);
+        float *col = (float *)n->work + (size_t)t * per;
+        for (int i0 = lo; i0 < hi; i0 += chunk) {
+            int cnt = hi - i0 < chunk ? hi - i0 : chunk;
+            const float *a = x + (size_t)i0 * q.H * q.W * q.C;
+            if (!pointwise) {
+                im2col(&q, x, i0, cnt, col);
+                a = col;
+            }
+            float *y = n->value + (size_t)i0 * q.P * q.F;
+            float beta = 0.0f;
+            if (b) {
+                for (size_t r = 0; r < (size_t)cnt * q.P; r++) memcpy(y + r * q.F, b, (size_t)q.F * sizeof(float));
+                beta = 1.0f;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cnt * q.P, q.F, q.K, 1.0f, a,
+                        q.K, w, q.F, beta, y, q.F);
+            if (relu)
+                for (size_t r = 0; r < (size_t)cnt * q.P * q.F; r++) y[r] = y[r] < 0 ? 0.0f : y[r];
+        }
+    }
+}
+
+static void conv_backward(mm_node *n) {
+    geom q = get_geom(n);
+    mm_node *xn = n->in[0], *wn = n->in[1], *bn = n->n_in == 3 ? n->in[2] : NULL;
+    const float *x = xn->value, *w = wn->value;
+    float *dy = n->grad;
+    int nt = n->g->threads, chunk = n->a.i[5];
+    size_t per = (size_t)chunk * q.P * q.K + (size_t)q.K * q.F + (size_t)q.F + 16;
+    int pointwise = q.KH == 1 && q.KW == 1 && q.sh == 1 && q.sw == 1;
+    int need_w = wn->grad != NULL, need_b = bn && bn->grad, need_x = xn->grad != NULL;
+    int direct = q.K <= DIRECT_MAX_K && !pointwise;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int t = 0; t < nt; t++) {
+        int lo = (int)((size_t)q.N * t / nt), hi = (int)((size_t)q.N * (t + 1) / nt);
+        float *col = (float *)n->work + (size_t)t * per;
+        float *dw = col + (size_t)chunk * q.P * q.K, *db = dw + (size_t)q.K * q.F;
+        memset(dw, 0, ((size_t)q.K * q.F + q.F) * sizeof(float));
+        if (n->a.i[6]) { /* fused relu: gradient flows only where the output is positive */
+            const float *y = n->value;
+            for (size_t r = (size_t)lo * q.P * q.F; r < (size_t)hi * q.P * q.F; r++)
+                dy[r] = y[r] > 0 ? dy[r] : 0.0f;
+        }
+        if (need_x && !n->acc[0])
+            memset(xn->grad + (size_t)lo * q.H * q.W * q.C, 0,
+                   (size_t)(hi - lo) * q.H * q.W * q.C * sizeof(float));
+        if (direct) {
+            for (int i = lo; i < hi; i++) {
+                const float *g = dy + (size_t)i * q.P * q.F;
+                if (need_w || need_b)
+                    direct_dw(&q, x + (size_t)i * q.H * q.W * q.C, g, dw, need_b ? db : NULL);
+                if (need_x) direct_dx(&q, g, w, xn->grad + (size_t)i * q.H * q.W * q.C);
+            }
+            continue;
+        }
+        for (int i0 = lo; i0 < hi; i0 += chunk) {
+            int cnt = hi - i0 < chunk ? hi - i0 : chunk;
+            const float *g = dy + (size_t)i0 * q.P * q.F;
+            int rows = cnt * q.P;
+            if (need_w) {
+                const float *a = x + (size_t)i0 * q.H * q.W * q.C;
+                if (!pointwise) {
+                    im2col(&q, x, i0, cnt, col);
+                    a = col;
+                }
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, q.K, q.F, rows, 1.0f, a, q.K,
+                            g, q.F, 1.0f, dw, q.F);
+            }
+            if (need_b)
+                for (int r = 0; r < rows; r++)
+                    for (int f = 0; f < q.F; f++) db[f] += g[(size_t)r * q.F + f];
+            if (need_x) {
+                if (pointwise) {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, q.K, q.F, 1.0f, g,
+                                q.F, w, q.F, 1.0f, xn->grad + (size_t)i0 * q.H * q.W * q.C, q.K);
+                } else {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, q.K, q.F, 1.0f, g,
+                                q.F, w, q.F, 0.0f, col, q.K);
+                    col2im(&q, col, i0, cnt, xn->grad);
+                }
+            }
+        }
+    }
+    /* Reduce per-thread partials in thread order. */
+    if (need_w) {
+        float *dw = wn->grad;
+        size_t kf = (size_t)q.K * q.F;
+        for (int t = 0; t < nt; t++) {
+            const float *p = (float *)n->work + (size_t)t * per + (size_t)chunk * q.P * q.K;
+            if (t == 0 && !n->acc[1]) memcpy(dw, p, kf * sizeof(float));
+            else for (size_t j = 0; j < kf; j++) dw[j] += p[j];
+        }
+    }
+    if (need_b) {
+        float *db = bn->grad;
+        for (int t = 0; t < nt; t++) {
+            const float *p = (float *)n->work + (size_t)t * per + (size_t)chunk * q.P * q.K + (size_t)q.K * q.F;
+            if (t == 0 && !n->acc[2]) memcpy(db, p, (size_t)q.F * sizeof(float));
+            else for (int f = 0; f < q.F; f++) db[f] += p[f];
+        }
+    }
+}
+
+static const mm_op conv_op = {
+    .name = "conv2d",
+    .infer = conv_infer,
+    .work_bytes = conv_work,
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .backward_reads = (1u << 0) | (1u << 1) | MM_READS_OUTPUT,
+};
+
+mm_node *mm_g_conv2d(mm_graph *g, mm_node *x, mm_node *w, mm_node *b, int stride_h, int stride_w,
+                     int same_padding) {
+    mm_attrs a = {0};
+    a.i[0] = stride_h;
+    a.i[1] = stride_w;
+    a.i[2] = same_padding;
+    mm_node *in[3] = {x, w, b};
+    return mm_graph_op(g, &conv_op, b ? 3 : 2, in, &a, NULL);
+}
+
+mm_node *mm_g_conv2d_relu(mm_graph *g, mm_node *x, mm_node *w, mm_node *b, int stride_h, int stride_w,
+                          int same_padding) {
+    mm_attrs a = {0};
+    a.i[0] = stride_h;
+    a.i[1] = stride_w;
+    a.i[2] = same_padding;
+    a.i[6] = 1;
+    mm_node *in[3] = {x, w, b};
+    return mm_graph_op(g, &conv_op, b ? 3 : 2, in, &a, "conv2d_relu");
+}

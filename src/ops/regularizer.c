@@ -1,0 +1,95 @@
+/* Keras's L1L2 kernel regularizer: l1 * sum|w| + l2 * sum w^2 as an unbatched scalar [1].
+ * Backward: dw = g * (l1 * sign(w) + 2 * l2 * w), sign(0) = 0.
+ *
+ * The sums run over fixed blocks of BLOCK elements (partials in the workspace, combined in
+ * order), so the value does not depend on the thread count.
+ *
+ * attrs: f[0] = l1, f[1] = l2. */
+#include "ops/ops.h"
+
+#include <math.h>
+
+#define PAR_MIN 32768
+#define BLOCK 4096
+
+static int nthreads(const mm_node *n) {
+    return n->g && n->g->threads > 0 ? n->g->threads : mm_threads();
+}
+
+static size_t cap_size(const mm_node *x) {
+    size_t s = mm_shape_size(x->ndim, x->shape);
+    if (x->batched && x->g && x->g->batch_cap > x->shape[0])
+        s = s / (size_t)x->shape[0] * (size_t)x->g->batch_cap;
+    return s;
+}
+
+static mm_status l1l2_infer(mm_node *n) {
+    float l1 = n->a.f[0], l2 = n->a.f[1];
+    if (!(l1 >= 0.0f) || !(l2 >= 0.0f) || isinf(l1) || isinf(l2))
+        return mm_error(MM_ERR_ARG, "l1l2: factors l1=%g and l2=%g must be finite and >= 0",
+                        (double)l1, (double)l2);
+    n->ndim = 1;
+    n->shape[0] = 1;
+    n->batched = 0;
+    return MM_OK;
+}
+
+static size_t l1l2_work_bytes(const mm_node *n) {
+    return (cap_size(n->in[0]) + BLOCK - 1) / BLOCK * sizeof(double);
+}
+
+static void l1l2_forward(mm_node *n) {
+    const float *w = n->in[0]->value;
+    const double l1 = n->a.f[0], l2 = n->a.f[1];
+    const size_t size = n->in[0]->size;
+    const long nb = (long)((size + BLOCK - 1) / BLOCK);
+    double *part = n->work;
+    const int nt = nthreads(n);
+#pragma omp parallel for num_threads(nt) schedule(static) if(size > PAR_MIN)
+    for (long k = 0; k < nb; k++) {
+        size_t i0 = (size_t)k * BLOCK, i1 = i0 + BLOCK < size ? i0 + BLOCK : size;
+        double s1 = 0, s2 = 0;
+        for (size_t i = i0; i < i1; i++) {
+            s1 += fabsf(w[i]);
+            s2 += (double)w[i] * w[i];
+        }
+        part[k] = l1 * s1 + l2 * s2;
+    }
+    double s = 0;
+    for (long k = 0; k < nb; k++) s += part[k];
+    n->value[0] = (float)s;
+}
+
+static void l1l2_backward(mm_node *n) {
+    float *dw = n->in[0]->grad;
+    if (!dw) return;
+    const float *w = n->in[0]->value;
+    const float g = n->grad[0], gl1 = g * n->a.f[0], gl2 = 2.0f * g * n->a.f[1];
+    const int acc = n->acc[0];
+    const long size = (long)n->in[0]->size;
+    const int nt = nthreads(n);
+#pragma omp parallel for num_threads(nt) schedule(static) if(size > PAR_MIN)
+    for (long i = 0; i < size; i++) {
+        float sgn = w[i] > 0 ? 1.0f : w[i] < 0 ? -1.0f : 0.0f;
+        float v = gl1 * sgn + gl2 * w[i];
+        dw[i] = acc ? dw[i] + v : v;
+    }
+}
+
+static const mm_op l1l2_op = {
+    .name = "l1l2",
+    .infer = l1l2_infer,
+    .work_bytes = l1l2_work_bytes,
+    .forward = l1l2_forward,
+    .backward = l1l2_backward,
+    .backward_reads = 1u,
+};
+
+mm_node *mm_g_l1l2(mm_graph *g, mm_node *w, float l1, float l2) {
+    if (!g || !w) return NULL;
+    mm_attrs a = {0};
+    a.f[0] = l1;
+    a.f[1] = l2;
+    mm_node *in[1] = {w};
+    return mm_graph_op(g, &l1l2_op, 1, in, &a, "l1l2");
+}

@@ -1,0 +1,104 @@
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int tu_passed, tu_failed;
+
+int tu_contains(const char *hay, const char *needle) {
+    return hay && needle && strstr(hay, needle) != NULL;
+}
+
+int tu_finish(void) {
+    printf("%d passed, %d failed\n", tu_passed, tu_failed);
+    return tu_failed ? 1 : 0;
+}
+
+const char *tu_source_path(const char *rel) {
+    static _Thread_local char buf[4096];
+    const char *src = getenv("MEDIAML_SOURCE_DIR");
+    snprintf(buf, sizeof buf, "%s/%s", src ? src : ".", rel);
+    return buf;
+}
+
+const char *tu_data_dir(void) {
+    static char buf[4096];
+    const char *env = getenv("MEDIAML_DATA");
+    if (env && *env) snprintf(buf, sizeof buf, "%s", env);
+    else snprintf(buf, sizeof buf, "%s", tu_source_path("../shared/data"));
+    if (access(buf, R_OK) != 0) {
+        fprintf(stderr, "data directory %s not found\n", buf);
+        return NULL;
+    }
+    return buf;
+}
+
+double tu_gradcheck(const char *name, int n, const tu_param_spec *specs, tu_build_fn build,
+                    void *ctx, double tol) {
+    mm_graph *g = mm_graph_new();
+    mm_node *params[MM_MAX_INPUTS * 2];
+    float *vals[MM_MAX_INPUTS * 2], *grads[MM_MAX_INPUTS * 2];
+    mm_rng rng = {12345};
+    for (int i = 0; i < n; i++) {
+        size_t sz = mm_shape_size(specs[i].ndim, specs[i].shape);
+        vals[i] = malloc(sz * sizeof(float));
+        grads[i] = calloc(sz, sizeof(float));
+        float lo = specs[i].lo, hi = specs[i].hi;
+        if (lo == 0 && hi == 0) lo = -1, hi = 1;
+        for (size_t k = 0; k < sz; k++)
+            vals[i][k] = specs[i].init ? specs[i].init[k] : lo + (hi - lo) * mm_rng_uniform(&rng);
+        char pname[32];
+        snprintf(pname, sizeof pname, "p%d", i);
+        params[i] = mm_graph_param(g, pname, specs[i].ndim, specs[i].shape, vals[i],
+                                   specs[i].no_grad ? NULL : grads[i], !specs[i].no_grad);
+    }
+    mm_node *out = build(g, params, ctx);
+    double worst = 0;
+    if (!out) {
+        CHECK(0, "%s: build failed: %s", name, mm_errmsg());
+        goto done;
+    }
+    g->external_seed = 1;
+    mm_status st = mm_graph_plan(g, out, 1);
+    CHECK(st == MM_OK, "%s: plan failed: %s", name, mm_errmsg());
+    if (st != MM_OK) goto done;
+    g->training = 1;
+    float *r = malloc(out->size * sizeof(float));
+    for (size_t k = 0; k < out->size; k++) r[k] = -1 + 2 * mm_rng_uniform(&rng);
+
+    mm_graph_forward(g);
+    memcpy(out->grad, r, out->size * sizeof(float));
+    mm_graph_backward(g);
+
+    for (int i = 0; i < n; i++) {
+        if (specs[i].no_grad) continue;
+        size_t sz = mm_shape_size(specs[i].ndim, specs[i].shape);
+        size_t stride = sz > 40 ? sz / 40 : 1;
+        for (size_t k = 0; k < sz; k += stride) {
+            float keep = vals[i][k];
+            double eps = 1e-3 * fmax(1.0, fabs(keep));
+            double lp = 0, lm = 0;
+            vals[i][k] = (float)(keep + eps);
+            mm_graph_forward(g);
+            for (size_t j = 0; j < out->size; j++) lp += (double)out->value[j] * r[j];
+            vals[i][k] = (float)(keep - eps);
+            mm_graph_forward(g);
+            for (size_t j = 0; j < out->size; j++) lm += (double)out->value[j] * r[j];
+            vals[i][k] = keep;
+            double num = (lp - lm) / (2 * eps);
+            double ana = grads[i][k];
+            double err = fabs(num - ana) / fmax(1.0, fmax(fabs(num), fabs(ana)));
+            if (err > worst) worst = err;
+            if (err > tol)
+                fprintf(stderr, "%s: param %d elem %zu analytic %.6g numeric %.6g\n", name, i, k,
+                        ana, num);
+        }
+    }
+    free(r);
+    CHECK(worst <= tol, "%s: gradient check max error %.3g > %.3g", name, worst, tol);
+done:
+    mm_graph_free(g);
+    for (int i = 0; i < n; i++) free(vals[i]), free(grads[i]);
+    return worst;
+}

@@ -1,0 +1,67 @@
+/* Tiny test harness: CHECK macros that count, a closing "N passed, N failed" line, and a
+ * finite-difference gradient checker for graph ops. */
+#ifndef MM_TESTUTIL_H
+#define MM_TESTUTIL_H
+
+#include "mediaml.h"
+#include "core/graph.h"
+#include <math.h>
+#include <stdio.h>
+
+extern int tu_passed, tu_failed;
+
+#define CHECK(cond, ...)                                                                   \
+    do {                                                                                   \
+        if (cond) {                                                                        \
+            tu_passed++;                                                                   \
+        } else {                                                                           \
+            tu_failed++;                                                                   \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);       \
+            fprintf(stderr, __VA_ARGS__);                                                  \
+            fputc('\n', stderr);                                                           \
+        }                                                                                  \
+    } while (0)
+
+#define CHECK_OK(call)                                                                     \
+    do {                                                                                   \
+        mm_status st_ = (call);                                                            \
+        CHECK(st_ == MM_OK, "%s -> %s: %s", #call, mm_status_name(st_), mm_errmsg());      \
+    } while (0)
+
+/* Expects call to fail with code; checks that the message contains needle. */
+#define CHECK_ERR(call, code, needle)                                                      \
+    do {                                                                                   \
+        mm_status st_ = (call);                                                            \
+        CHECK(st_ == (code), "%s -> %s (%s), expected %s", #call, mm_status_name(st_),     \
+              mm_errmsg(), mm_status_name(code));                                          \
+        CHECK(tu_contains(mm_errmsg(), needle), "message '%s' lacks '%s'", mm_errmsg(),    \
+              needle);                                                                     \
+    } while (0)
+
+int tu_contains(const char *hay, const char *needle);
+/* Prints the summary line and returns the process exit code. */
+int tu_finish(void);
+
+/* Directory of the shared data sets (MEDIAML_DATA, else ../shared/data next to the source
+ * tree). Returns NULL and prints a skip notice if missing. */
+const char *tu_data_dir(void);
+/* Path of a file in the source tree (MEDIAML_SOURCE_DIR). */
+const char *tu_source_path(const char *rel);
+
+/* ---- gradient check ----
+ * Builds a graph with n params of the given shapes (values uniform in [lo, hi]), calls
+ * build() to add the op(s) under test, seeds the output gradient with random weights r and
+ * compares d(sum(out * r))/d(param) from backward with central differences.
+ * Returns the max relative error seen (also CHECKed against tol). */
+typedef mm_node *(*tu_build_fn)(mm_graph *g, mm_node **params, void *ctx);
+typedef struct tu_param_spec {
+    int ndim;
+    int shape[MM_MAX_DIMS];
+    float lo, hi;      /* init range; both 0 -> [-1, 1] */
+    int no_grad;       /* 1: treat as constant (e.g. labels) */
+    const float *init; /* optional explicit values */
+} tu_param_spec;
+double tu_gradcheck(const char *name, int n, const tu_param_spec *specs, tu_build_fn build,
+                    void *ctx, double tol);
+
+#endif

@@ -103,8 +103,10 @@ mm_status mm_evaluate(mm_model *m, const mm_dataset *d, int batch_size, int top_
     }
     double loss = 0;
     long correct = 0, topk = 0, units = 0;
-    for (long s = 0; s < n; s += r->batch) {
-        int b = (int)(n - s < r->batch ? n - s : r->batch);
+    /* Batches of exactly batch_size (the graph may have room for more): results do not
+     * depend on which graph happens to be cached. */
+    for (long s = 0; s < n; s += batch_size) {
+        int b = (int)(n - s < batch_size ? n - s : batch_size);
         mm_graph_set_batch(r->g, b);
         mm_gather_rows(r->x->value, &d->x, NULL, s, b, &m->pre);
         memcpy(r->y->value, d->y.data + (size_t)s * ycols, (size_t)b * ycols * sizeof(float));
@@ -155,8 +157,8 @@ mm_status mm_predict(mm_model *m, const mm_array *x, int batch_size, mm_array *o
     int od = mm_model_output_shape(m, os + 1);
     if ((st = mm_array_alloc(out, od + 1, os))) return st;
     size_t per = out->size / (size_t)n;
-    for (long s = 0; s < n; s += r->batch) {
-        int b = (int)(n - s < r->batch ? n - s : r->batch);
+    for (long s = 0; s < n; s += batch_size) {
+        int b = (int)(n - s < batch_size ? n - s : batch_size);
         mm_graph_set_batch(r->g, b);
         mm_gather_rows(r->x->value, x, NULL, s, b, &m->pre);
         if (r->y) memset(r->y->value, 0, r->y->size * sizeof(float));

@@ -239,6 +239,26 @@ mm_node *mm_layer_build(mm_model *m, mm_layer *l, mm_graph *g, mm_node *x, int t
     return mm_g_activation(g, y, l->activation, l->alpha);
 }
 
+/* A Conv2D (linear or relu) followed by a non-overlapping valid MaxPooling2D runs as one
+ * fused op. */
+int mm_layers_fuse_conv_pool(const mm_layer *conv, const mm_layer *pool) {
+    if (!pool || conv->type != MM_CONV2D || pool->type != MM_MAXPOOL2D || pool->same) return 0;
+    if (strcmp(conv->activation, "relu") && strcmp(conv->activation, "linear")) return 0;
+    if (pool->strides[0] != pool->pool[0] || pool->strides[1] != pool->pool[1]) return 0;
+    if (pool->pool[0] > 255 || pool->pool[1] > 255) return 0;
+    return mm_conv2d_maxpool_fusable(conv->kernel[0], conv->kernel[1], conv->in_shape[2], conv->out_shape[0],
+                                     conv->out_shape[1]);
+}
+
+mm_node *mm_layer_build_conv_pool(mm_model *m, mm_layer *conv, mm_layer *pool, mm_graph *g, mm_node *x,
+                                  int training, mm_node **reg_loss) {
+    mm_node *w = param_node(m, g, conv->param[0], training);
+    mm_node *b = conv->use_bias ? param_node(m, g, conv->param[1], training) : NULL;
+    *reg_loss = training && (conv->l1 > 0 || conv->l2 > 0) ? mm_g_l1l2(g, w, conv->l1, conv->l2) : NULL;
+    return mm_g_conv2d_maxpool(g, x, w, b, conv->strides[0], conv->strides[1], conv->same,
+                               !strcmp(conv->activation, "relu"), pool->pool[0], pool->pool[1]);
+}
+
 /* ---- JSON ---- */
 
 static cJSON *int_array(const int *v, int n) { return cJSON_CreateIntArray(v, n); }

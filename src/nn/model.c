@@ -436,7 +436,13 @@ mm_status mm_model_build_run(mm_model *m, mm_run *r, int batch, int training) {
     mm_node *h = r->x, *logits = NULL, *reg = NULL;
     for (int i = 0; i < m->n_layers && h; i++) {
         mm_node *layer_reg;
-        h = mm_layer_build(m, m->layers[i], g, h, training, &logits, &layer_reg);
+        mm_layer *next = i + 1 < m->n_layers ? m->layers[i + 1] : NULL;
+        if (!getenv("MEDIAML_NO_FUSION") && mm_layers_fuse_conv_pool(m->layers[i], next)) {
+            h = logits = mm_layer_build_conv_pool(m, m->layers[i], next, g, h, training, &layer_reg);
+            i++;
+        } else {
+            h = mm_layer_build(m, m->layers[i], g, h, training, &logits, &layer_reg);
+        }
         if (layer_reg) reg = reg ? mm_g_add(g, reg, layer_reg) : layer_reg;
     }
     if (!h) {

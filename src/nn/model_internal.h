@@ -95,6 +95,9 @@ mm_status mm_layer_attach(mm_model *m, mm_layer *l, int in_ndim, const int *in_s
  * with an activation (for fused losses), else the output. */
 mm_node *mm_layer_build(mm_model *m, mm_layer *l, mm_graph *g, mm_node *x, int training,
                         mm_node **logits, mm_node **reg_loss);
+int mm_layers_fuse_conv_pool(const mm_layer *conv, const mm_layer *pool);
+mm_node *mm_layer_build_conv_pool(mm_model *m, mm_layer *conv, mm_layer *pool, mm_graph *g, mm_node *x,
+                                  int training, mm_node **reg_loss);
 cJSON *mm_layer_to_json(const mm_layer *l);
 mm_status mm_layer_from_json(const cJSON *j, mm_layer **out);
 

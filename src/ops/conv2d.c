@@ -9,6 +9,8 @@
 #include "ops/ops.h"
 
 #include <cblas.h>
+#include <omp.h>
+#include <stdint.h>
 #include <string.h>
 
 /* attrs: i[0] stride_h, i[1] stride_w, i[2] same, i[3] pad_top, i[4] pad_left,
@@ -529,4 +531,218 @@ mm_node *mm_g_conv2d_relu(mm_graph *g, mm_node *x, mm_node *w, mm_node *b, int s
     a.i[6] = 1;
     mm_node *in[3] = {x, w, b};
     return mm_graph_op(g, &conv_op, b ? 3 : 2, in, &a, "conv2d_relu");
+}
+
+/* ---- conv2d (+relu) fused with non-overlapping max pooling ----
+ * The conv output of one image is computed into a per-thread buffer that stays in L2 and is
+ * pooled at once, so the full-resolution activation never goes to memory; backward rebuilds
+ * that image's sparse conv gradient from the saved argmax the same way. This is the
+ * dominant cost of small CNNs (MNIST-style first layers), where traffic, not arithmetic,
+ * sets the speed.
+ * attrs: as conv2d, plus i[7] = pool_h * 256 + pool_w (stride = pool, valid padding). */
+
+static void fused_dims(const mm_node *n, geom *q, int *ph, int *pw) {
+    const mm_node *x = n->in[0], *w = n->in[1];
+    q->N = x->shape[0], q->H = x->shape[1], q->W = x->shape[2], q->C = x->shape[3];
+    q->KH = w->shape[0], q->KW = w->shape[1], q->F = w->shape[3];
+    q->sh = n->a.i[0], q->sw = n->a.i[1], q->pt = n->a.i[3], q->pl = n->a.i[4];
+    if (n->a.i[2]) {
+        q->OH = (q->H + q->sh - 1) / q->sh;
+        q->OW = (q->W + q->sw - 1) / q->sw;
+    } else {
+        q->OH = (q->H - q->KH) / q->sh + 1;
+        q->OW = (q->W - q->KW) / q->sw + 1;
+    }
+    q->K = q->KH * q->KW * q->C;
+    q->P = q->OH * q->OW;
+    *ph = n->a.i[7] / 256;
+    *pw = n->a.i[7] % 256;
+}
+
+static int fused_direct(const geom *q) { return q->K <= DIRECT_MAX_K; }
+
+static mm_status fused_infer(mm_node *n) {
+    mm_status st = conv_infer(n); /* validates and sets pads and conv output shape */
+    if (st != MM_OK) return st;
+    int ph = n->a.i[7] / 256, pw = n->a.i[7] % 256;
+    if (ph < 1 || pw < 1 || n->shape[1] < ph || n->shape[2] < pw)
+        return mm_error(MM_ERR_SHAPE, "conv2d_maxpool: pool %dx%d does not fit conv output %dx%d", ph, pw,
+                        n->shape[1], n->shape[2]);
+    n->shape[1] /= ph;
+    n->shape[2] /= pw;
+    return MM_OK;
+}
+
+static size_t fused_per_thread(const mm_node *n) {
+    geom q;
+    int ph, pw;
+    fused_dims(n, &q, &ph, &pw);
+    size_t col = fused_direct(&q) ? 0 : (size_t)q.P * q.K;
+    return (size_t)q.P * q.F + col + (size_t)q.K * q.F + (size_t)q.F + 16;
+}
+
+static size_t fused_work(const mm_node *n) {
+    int nt = n->g->threads > 0 ? n->g->threads : mm_threads();
+    return (size_t)nt * fused_per_thread(n) * sizeof(float);
+}
+
+static size_t fused_saved(const mm_node *n) { return n->size; /* one argmax byte per output */ }
+
+/* Forward conv of one image into out [P, F]. */
+static void conv_one(const geom *q, const float *img, const float *w, const float *b, int relu, float *out,
+                     float *col) {
+    if (fused_direct(q)) {
+        direct_fwd(q, img, w, b, out, relu);
+        return;
+    }
+    im2col(q, img, 0, 1, col);
+    for (int r = 0; r < q->P; r++)
+        if (b) memcpy(out + (size_t)r * q->F, b, (size_t)q->F * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, q->P, q->F, q->K, 1.0f, col, q->K, w, q->F,
+                b ? 1.0f : 0.0f, out, q->F);
+    if (relu)
+        for (size_t r = 0; r < (size_t)q->P * q->F; r++) out[r] = out[r] < 0 ? 0.0f : out[r];
+}
+
+static void fused_forward(mm_node *n) {
+    geom q;
+    int ph, pw;
+    fused_dims(n, &q, &ph, &pw);
+    const int PH = n->shape[1], PW = n->shape[2], F = q.F, relu = n->a.i[6];
+    const float *x = n->in[0]->value, *w = n->in[1]->value, *b = n->n_in == 3 ? n->in[2]->value : NULL;
+    const size_t per = fused_per_thread(n);
+    uint8_t *arg = n->saved;
+    int nt = n->g->threads;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int i = 0; i < q.N; i++) {
+        float *conv = (float *)n->work + (size_t)omp_get_thread_num() * per;
+        float *col = conv + (size_t)q.P * F;
+        conv_one(&q, x + (size_t)i * q.H * q.W * q.C, w, b, relu, conv, col);
+        float *y = n->value + (size_t)i * PH * PW * F;
+        uint8_t *a = arg + (size_t)i * PH * PW * F;
+        for (int oh = 0; oh < PH; oh++)
+            for (int ow = 0; ow < PW; ow++) {
+                float *yo = y + ((size_t)oh * PW + ow) * F;
+                uint8_t *ao = a + ((size_t)oh * PW + ow) * F;
+                /* 32-bit lanes for the running argmax so the compare-and-select vectorizes. */
+                float best[F];
+                int32_t bi[F];
+                const float *c0 = conv + ((size_t)(oh * ph) * q.OW + ow * pw) * F;
+                for (int f = 0; f < F; f++) best[f] = c0[f], bi[f] = 0;
+                for (int wh = 0; wh < ph; wh++)
+                    for (int ww = 0; ww < pw; ww++) {
+                        const float *c = conv + ((size_t)(oh * ph + wh) * q.OW + ow * pw + ww) * F;
+                        const int32_t idx = wh * pw + ww;
+                        for (int f = 0; f < F; f++) {
+                            const int better = c[f] > best[f];
+                            best[f] = better ? c[f] : best[f];
+                            bi[f] = better ? idx : bi[f];
+                        }
+                    }
+                for (int f = 0; f < F; f++) yo[f] = best[f], ao[f] = (uint8_t)bi[f];
+            }
+    }
+}
+
+static void fused_backward(mm_node *n) {
+    geom q;
+    int ph, pw;
+    fused_dims(n, &q, &ph, &pw);
+    mm_node *xn = n->in[0], *wn = n->in[1], *bn = n->n_in == 3 ? n->in[2] : NULL;
+    const int PH = n->shape[1], PW = n->shape[2], F = q.F, relu = n->a.i[6];
+    const float *x = xn->value, *w = wn->value, *y = n->value, *dy = n->grad;
+    const uint8_t *arg = n->saved;
+    const size_t per = fused_per_thread(n);
+    const int need_w = wn->grad != NULL, need_b = bn && bn->grad, need_x = xn->grad != NULL;
+    const int nt = n->g->threads;
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num();
+        float *g = (float *)n->work + (size_t)t * per;
+        float *col = g + (size_t)q.P * F;
+        float *dw = col + (fused_direct(&q) ? 0 : (size_t)q.P * q.K), *db = dw + (size_t)q.K * F;
+        memset(dw, 0, ((size_t)q.K * F + F) * sizeof(float));
+#pragma omp for schedule(static)
+        for (int i = 0; i < q.N; i++) {
+            /* Scatter the pooled gradient to the argmax positions of this image. */
+            memset(g, 0, (size_t)q.P * F * sizeof(float));
+            const size_t base = (size_t)i * PH * PW * F;
+            for (int oh = 0; oh < PH; oh++)
+                for (int ow = 0; ow < PW; ow++) {
+                    size_t o = base + ((size_t)oh * PW + ow) * F;
+                    for (int f = 0; f < F; f++) {
+                        if (relu && !(y[o + f] > 0)) continue;
+                        int idx = arg[o + f], wh = idx / pw, ww = idx % pw;
+                        g[((size_t)(oh * ph + wh) * q.OW + ow * pw + ww) * F + f] = dy[o + f];
+                    }
+                }
+            const float *img = x + (size_t)i * q.H * q.W * q.C;
+            float *dimg = need_x ? xn->grad + (size_t)i * q.H * q.W * q.C : NULL;
+            if (need_x && !n->acc[0]) memset(dimg, 0, (size_t)q.H * q.W * q.C * sizeof(float));
+            if (fused_direct(&q)) {
+                if (need_w || need_b) direct_dw(&q, img, g, dw, need_b ? db : NULL);
+                if (need_x) direct_dx(&q, g, w, dimg);
+            } else {
+                if (need_b)
+                    for (int r = 0; r < q.P; r++)
+                        for (int f = 0; f < F; f++) db[f] += g[(size_t)r * F + f];
+                if (need_w) {
+                    im2col(&q, img, 0, 1, col);
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, q.K, F, q.P, 1.0f, col, q.K, g, F,
+                                1.0f, dw, F);
+                }
+                if (need_x) {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, q.P, q.K, F, 1.0f, g, F, w, F, 0.0f,
+                                col, q.K);
+                    col2im(&q, col, 0, 1, dimg);
+                }
+            }
+        }
+    }
+    /* Reduce per-thread partials in thread order. */
+    for (int t = 0; t < nt; t++) {
+        const float *p = (float *)n->work + (size_t)t * per + (size_t)q.P * F +
+                         (fused_direct(&q) ? 0 : (size_t)q.P * q.K);
+        size_t kf = (size_t)q.K * F;
+        if (need_w) {
+            if (t == 0 && !n->acc[1]) memcpy(wn->grad, p, kf * sizeof(float));
+            else for (size_t j = 0; j < kf; j++) wn->grad[j] += p[j];
+        }
+        if (need_b) {
+            if (t == 0 && !n->acc[2]) memcpy(bn->grad, p + kf, (size_t)F * sizeof(float));
+            else for (int f = 0; f < F; f++) bn->grad[f] += p[kf + f];
+        }
+    }
+}
+
+static const mm_op fused_op = {
+    .name = "conv2d_maxpool",
+    .infer = fused_infer,
+    .saved_bytes = fused_saved,
+    .work_bytes = fused_work,
+    .forward = fused_forward,
+    .backward = fused_backward,
+    .backward_reads = (1u << 0) | (1u << 1) | MM_READS_OUTPUT,
+};
+
+mm_node *mm_g_conv2d_maxpool(mm_graph *g, mm_node *x, mm_node *w, mm_node *b, int stride_h, int stride_w,
+                             int same_padding, int relu, int pool_h, int pool_w) {
+    if (pool_h < 1 || pool_w < 1 || pool_h > 255 || pool_w > 255) {
+        mm_error(MM_ERR_ARG, "conv2d_maxpool: pool size %dx%d out of range", pool_h, pool_w);
+        return NULL;
+    }
+    mm_attrs a = {0};
+    a.i[0] = stride_h;
+    a.i[1] = stride_w;
+    a.i[2] = same_padding;
+    a.i[6] = relu;
+    a.i[7] = pool_h * 256 + pool_w;
+    mm_node *in[3] = {x, w, b};
+    return mm_graph_op(g, &fused_op, b ? 3 : 2, in, &a, relu ? "conv2d_relu_maxpool" : "conv2d_maxpool");
+}
+
+/* Whether the fused op can serve this conv + pool pair without an oversized buffer. */
+int mm_conv2d_maxpool_fusable(int kh, int kw, int cin, int oh, int ow) {
+    size_t k = (size_t)kh * kw * cin;
+    return k <= DIRECT_MAX_K || (size_t)oh * ow * k <= MAX_COL_FLOATS;
 }

@@ -136,22 +136,29 @@ static void pce_forward(mm_node *n) {
 }
 
 static void pce_backward(mm_node *n) {
-    mm_node *p = n->in[0];
-    if (!p->grad) return;
-    const float *y = n->in[1]->value;
+    mm_node *p = n->in[0], *yl = n->in[1];
+    const float *y = yl->value;
     const size_t K = (size_t)p->shape[p->ndim - 1], rows = p->size / K;
     const float scale = n->grad[0] / (float)rows;
+    const int sparse = n->a.i[0];
     for (size_t r = 0; r < rows; r++) {
-        int c = n->a.i[0] ? label_at(y, r, K) : -1;
+        int c = sparse ? label_at(y, r, K) : -1;
         for (size_t k = 0; k < K; k++) {
             size_t i = r * K + k;
-            float t = n->a.i[0] ? (k == (size_t)c ? 1.0f : 0.0f) : y[i];
             float v = p->value[i];
-            /* Clipping makes the loss flat outside [eps, 1-eps]. */
-            float d = (v < PROB_EPS || v > 1 - PROB_EPS) ? 0.0f : -t / v * scale;
-            p->grad[i] = n->acc[0] ? p->grad[i] + d : d;
+            if (p->grad) {
+                float t = sparse ? (k == (size_t)c ? 1.0f : 0.0f) : y[i];
+                /* Clipping makes the loss flat outside [eps, 1-eps]. */
+                float d = (v < PROB_EPS || v > 1 - PROB_EPS) ? 0.0f : -t / v * scale;
+                p->grad[i] = n->acc[0] ? p->grad[i] + d : d;
+            }
+            if (yl->grad && !sparse) {
+                float d = -logf(clip_prob(v)) * scale;
+                yl->grad[i] = n->acc[1] ? yl->grad[i] + d : d;
+            }
         }
     }
+    if (yl->grad && sparse && !n->acc[1]) memset(yl->grad, 0, yl->size * sizeof(float));
 }
 
 static const mm_op pce_op = {

@@ -42,6 +42,11 @@ mm_node *mm_g_conv2d(mm_graph *g, mm_node *x, mm_node *w, mm_node *b, int stride
 /* conv2d followed by relu in one pass (the layer uses it for activation="relu"). */
 mm_node *mm_g_conv2d_relu(mm_graph *g, mm_node *x, mm_node *w, mm_node *b, int stride_h, int stride_w,
                           int same_padding);
+/* conv2d (+relu if relu) followed by max pooling with stride = pool and valid padding, in one
+ * op that never stores the full-resolution conv output. */
+mm_node *mm_g_conv2d_maxpool(mm_graph *g, mm_node *x, mm_node *w, mm_node *b, int stride_h, int stride_w,
+                             int same_padding, int relu, int pool_h, int pool_w);
+int mm_conv2d_maxpool_fusable(int kh, int kw, int cin, int oh, int ow);
 mm_node *mm_g_maxpool2d(mm_graph *g, mm_node *x, int pool_h, int pool_w, int stride_h,
                         int stride_w, int same_padding);
 /* Same-padding average excludes the padded cells from the count, as Keras/TF. */

@@ -131,7 +131,8 @@ void mm_optimizer_step(mm_optimizer *o, float *w, float *g) {
         /* Keras folds the bias corrections into the step size ("epsilon hat" form). */
         const float alpha = (float)(lr * sqrt(1 - pow(b2, t)) / (1 - pow(b1, t)));
         const float decay = o->kind == MM_OPT_ADAMW ? lr * o->weight_decay : 0.0f;
-#pragma omp simd
+        /* Element-wise, so splitting across threads does not change the result. */
+#pragma omp parallel for simd num_threads(mm_get_threads()) schedule(static) if (n > 32768)
         for (size_t i = 0; i < n; i++) {
             w[i] -= decay * w[i];
             m[i] += (g[i] - m[i]) * (1 - b1);
@@ -144,7 +145,7 @@ void mm_optimizer_step(mm_optimizer *o, float *w, float *g) {
         const float rho = o->rho, eps = o->epsilon, mu = o->momentum;
         for (size_t i = 0; i < n; i++) {
             m[i] = rho * m[i] + (1 - rho) * g[i] * g[i];
-            float step = lr * g[i] / (sqrtf(m[i]) + eps);
+            float step = lr * g[i] / sqrtf(m[i] + eps); /* Keras: epsilon inside the root */
             if (mu > 0) {
                 v[i] = mu * v[i] + step;
                 w[i] -= v[i];

@@ -1,0 +1,335 @@
+/* PyTorch parity: every graph op (and two small whole networks, and the optimizers) against
+ * reference values computed by PyTorch in float64, read from tests/fixtures/parity.safetensors.
+ * Regenerate the fixture with `/usr/bin/python3 scripts/gen_parity_fixtures.py` (see the
+ * script's header for the tensor naming: NAME.inK, NAME.gy, NAME.y, NAME.ginK, NAME.afterK).
+ *
+ * Each case builds its op with the fixture's inputs as params (a grad buffer exactly for the
+ * inputs that have a NAME.ginK), seeds the output's grad with NAME.gy, runs forward and
+ * backward and compares y, every gradient and any after-forward input state with
+ * max|got - want| / max(1, max|want|) <= 1e-4. */
+#include "ops/ops.h"
+#include "optim/optim.h"
+#include "testutil.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOL 1e-4
+#define MAXIN 8
+
+static mm_st_file fx;
+
+static const mm_st_tensor *fget(const char *fmt, ...) {
+    char name[128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const mm_st_tensor *t = mm_st_find(&fx, name);
+    if (t && strcmp(t->dtype, "F32") != 0) {
+        CHECK(0, "fixture tensor %s has dtype %s, expected F32", name, t->dtype);
+        return NULL;
+    }
+    return t;
+}
+
+/* max|got - want| / max(1, max|want|); NaN/Inf in got counts as infinite error. */
+static double rel_err(const float *got, const float *want, size_t n) {
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(got[i])) return INFINITY;
+        double e = fabs((double)got[i] - (double)want[i]);
+        if (e > d) d = e;
+        if (fabs((double)want[i]) > m) m = fabs((double)want[i]);
+    }
+    return d / fmax(1.0, m);
+}
+
+/* Compares n values against a fixture tensor, CHECKs and returns the error. */
+static double compare(const char *cs, const char *what, const float *got, size_t n,
+                      const mm_st_tensor *want) {
+    if (!want) {
+        CHECK(0, "%s: fixture lacks %s", cs, what);
+        return INFINITY;
+    }
+    if (want->size != n) {
+        CHECK(0, "%s: %s has %zu values, fixture %zu", cs, what, n, want->size);
+        return INFINITY;
+    }
+    double e = rel_err(got, want->data, n);
+    CHECK(e <= TOL, "%s: %s max error %.3g > %.1g", cs, what, e, TOL);
+    if (e > TOL) {
+        const float *w = want->data;
+        for (size_t i = 0, shown = 0; i < n && shown < 4; i++)
+            if (!(fabsf(got[i] - w[i]) <= TOL * fmaxf(1.0f, fabsf(w[i]))))
+                fprintf(stderr, "    %s %s[%zu]: got %.7g, expected %.7g\n", cs, what, i, got[i], w[i]),
+                    shown++;
+    }
+    return e;
+}
+
+/* ------------------------------------------------------------------ builders */
+
+typedef struct pcase pcase;
+typedef mm_node *(*pbuild)(mm_graph *g, mm_node **in, int n, const pcase *c);
+
+struct pcase {
+    const char *name;
+    int n_in;
+    pbuild fn;
+    int training;
+    int i[6];
+    float f[2];
+    const char *s;
+};
+
+static mm_node *b_matmul(mm_graph *g, mm_node **p, int n, const pcase *c) {
+    (void)c;
+    return mm_g_matmul(g, p[0], p[1], n > 2 ? p[2] : NULL);
+}
+static mm_node *b_add(mm_graph *g, mm_node **p, int n, const pcase *c) { (void)n, (void)c; return mm_g_add(g, p[0], p[1]); }
+static mm_node *b_sub(mm_graph *g, mm_node **p, int n, const pcase *c) { (void)n, (void)c; return mm_g_sub(g, p[0], p[1]); }
+static mm_node *b_mul(mm_graph *g, mm_node **p, int n, const pcase *c) { (void)n, (void)c; return mm_g_mul(g, p[0], p[1]); }
+static mm_node *b_div(mm_graph *g, mm_node **p, int n, const pcase *c) { (void)n, (void)c; return mm_g_div(g, p[0], p[1]); }
+
+static mm_node *b_act(mm_graph *g, mm_node **p, int n, const pcase *c) {
+    (void)n;
+    return mm_g_activation(g, p[0], c->s, c->f[0]);
+}
+
+/* i: stride, same, fused relu */
+static mm_node *b_conv(mm_graph *g, mm_node **p, int n, const pcase *c) {
+    mm_node *b = n > 2 ? p[2] : NULL;
+    return c->i[2] ? mm_g_conv2d_relu(g, p[0], p[1], b, c->i[0], c->i[0], c->i[1])
+                   : mm_g_conv2d(g, p[0], p[1], b, c->i[0], c->i[0], c->i[1]);
+}
+
+/* i: pool, stride, same; s: "max" or "avg" */
+static mm_node *b_pool(mm_graph *g, mm_node **p, int n, const pcase *c) {
+    (void)n;
+    return strcmp(c->s, "max") == 0 ? mm_g_maxpool2d(g, p[0], c->i[0], c->i[0], c->i[1], c->i[1], c->i[2])
+                                    : mm_g_avgpool2d(g, p[0], c->i[0], c->i[0], c->i[1], c->i[1], c->i[2]);
+}
+
+static mm_node *b_flatten(mm_graph *g, mm_node **p, int n, const pcase *c) { (void)n, (void)c; return mm_g_flatten(g, p[0]); }
+static mm_node *b_dropout(mm_graph *g, mm_node **p, int n, const pcase *c) { (void)n; return mm_g_dropout(g, p[0], c->f[0]); }
+
+static mm_node *b_bn(mm_graph *g, mm_node **p, int n, const pcase *c) {
+    (void)n;
+    return mm_g_batchnorm(g, p[0], p[1], p[2], p[3], p[4], c->f[0], c->f[1]);
+}
+
+static mm_node *b_concat(mm_graph *g, mm_node **p, int n, const pcase *c) { return mm_g_concat(g, n, p, c->i[0]); }
+
+/* i: axis, keepdims; s: "sum" or "mean" */
+static mm_node *b_reduce(mm_graph *g, mm_node **p, int n, const pcase *c) {
+    (void)n;
+    return strcmp(c->s, "sum") == 0 ? mm_g_sum(g, p[0], c->i[0], c->i[1]) : mm_g_mean(g, p[0], c->i[0], c->i[1]);
+}
+
+/* i[0]: sparse */
+static mm_node *b_sce(mm_graph *g, mm_node **p, int n, const pcase *c) { (void)n; return mm_g_softmax_cross_entropy(g, p[0], p[1], c->i[0]); }
+static mm_node *b_pce(mm_graph *g, mm_node **p, int n, const pcase *c) { (void)n; return mm_g_prob_cross_entropy(g, p[0], p[1], c->i[0]); }
+static mm_node *b_sbce(mm_graph *g, mm_node **p, int n, const pcase *c) { (void)n, (void)c; return mm_g_sigmoid_bce(g, p[0], p[1]); }
+static mm_node *b_pbce(mm_graph *g, mm_node **p, int n, const pcase *c) { (void)n, (void)c; return mm_g_prob_bce(g, p[0], p[1]); }
+static mm_node *b_mse(mm_graph *g, mm_node **p, int n, const pcase *c) { (void)n, (void)c; return mm_g_mse(g, p[0], p[1]); }
+static mm_node *b_l1l2(mm_graph *g, mm_node **p, int n, const pcase *c) { (void)n; return mm_g_l1l2(g, p[0], c->f[0], c->f[1]); }
+
+/* x @ w + b -> softmax (a Dense layer with softmax activation) */
+static mm_node *b_dense_net(mm_graph *g, mm_node **p, int n, const pcase *c) {
+    (void)n, (void)c;
+    return mm_g_softmax(g, mm_g_matmul(g, p[0], p[1], p[2]));
+}
+
+/* conv2d_relu (valid) -> maxpool 2x2 -> flatten -> dense -> sparse softmax cross-entropy */
+static mm_node *b_conv_net(mm_graph *g, mm_node **p, int n, const pcase *c) {
+    (void)n, (void)c;
+    mm_node *h = mm_g_conv2d_relu(g, p[0], p[1], p[2], 1, 1, 0);
+    h = mm_g_flatten(g, mm_g_maxpool2d(g, h, 2, 2, 2, 2, 0));
+    return mm_g_softmax_cross_entropy(g, mm_g_matmul(g, h, p[3], p[4]), p[5], 1);
+}
+
+/* P(name, number of inputs, builder, optional designated fields) */
+#define P(nm, n, ...) {.name = (nm), .n_in = (n), .fn = __VA_ARGS__}
+static const pcase cases[] = {
+    P("matmul_bias", 3, b_matmul),
+    P("matmul_3d", 2, b_matmul),
+    P("add_bcast", 2, b_add),
+    P("add_both_bcast", 2, b_add),
+    P("sub_bcast", 2, b_sub),
+    P("mul_bcast", 2, b_mul),
+    P("mul_scalar", 2, b_mul),
+    P("div_bcast", 2, b_div),
+    P("div_same", 2, b_div),
+    P("relu", 1, b_act, .s = "relu"),
+    P("leaky_relu", 1, b_act, .s = "leaky_relu", .f = {0.3f}),
+    P("sigmoid", 1, b_act, .s = "sigmoid"),
+    P("tanh", 1, b_act, .s = "tanh"),
+    P("gelu", 1, b_act, .s = "gelu"),
+    P("softmax", 1, b_act, .s = "softmax"),
+    P("softmax_3d", 1, b_act, .s = "softmax"),
+    P("log_softmax", 1, b_act, .s = "log_softmax"),
+    P("log_softmax_3d", 1, b_act, .s = "log_softmax"),
+    P("conv_valid", 3, b_conv, .i = {1, 0, 0}),
+    P("conv_same", 3, b_conv, .i = {1, 1, 0}),
+    P("conv_stride2", 3, b_conv, .i = {2, 0, 0}),
+    P("conv_same_stride2", 3, b_conv, .i = {2, 1, 0}),
+    P("conv_multi", 3, b_conv, .i = {1, 0, 0}),
+    P("conv_nobias", 2, b_conv, .i = {1, 1, 0}),
+    P("conv_relu", 3, b_conv, .i = {1, 1, 1}),
+    P("maxpool", 1, b_pool, .i = {2, 2, 0}, .s = "max"),
+    P("maxpool_same", 1, b_pool, .i = {2, 2, 1}, .s = "max"),
+    P("maxpool_3x3_same", 1, b_pool, .i = {3, 1, 1}, .s = "max"),
+    P("avgpool", 1, b_pool, .i = {2, 2, 0}, .s = "avg"),
+    P("avgpool_3x3_same", 1, b_pool, .i = {3, 1, 1}, .s = "avg"),
+    P("flatten", 1, b_flatten),
+    P("dropout0", 1, b_dropout, .training = 1, .f = {0.0f}),
+    P("dropout_infer", 1, b_dropout, .training = 0, .f = {0.5f}),
+    P("bn_train", 5, b_bn, .training = 1, .f = {0.9f, 1e-3f}),
+    P("bn_train_2d", 5, b_bn, .training = 1, .f = {0.9f, 1e-3f}),
+    P("bn_infer", 5, b_bn, .training = 0, .f = {0.9f, 1e-3f}),
+    P("concat_axis1", 3, b_concat, .i = {1}),
+    P("concat_last_3d", 2, b_concat, .i = {-1}),
+    P("concat_axis0", 2, b_concat, .i = {0}),
+    P("sum_axis0", 1, b_reduce, .i = {0, 0}, .s = "sum"),
+    P("sum_axis1_keep", 1, b_reduce, .i = {1, 1}, .s = "sum"),
+    P("sum_last", 1, b_reduce, .i = {-1, 0}, .s = "sum"),
+    P("sum_all", 1, b_reduce, .i = {MM_AXIS_ALL, 0}, .s = "sum"),
+    P("mean_axis0", 1, b_reduce, .i = {0, 0}, .s = "mean"),
+    P("mean_axis1_keep", 1, b_reduce, .i = {1, 1}, .s = "mean"),
+    P("mean_last", 1, b_reduce, .i = {-1, 0}, .s = "mean"),
+    P("mean_all", 1, b_reduce, .i = {MM_AXIS_ALL, 0}, .s = "mean"),
+    P("sce_sparse", 2, b_sce, .i = {1}),
+    P("sce_soft", 2, b_sce, .i = {0}),
+    P("sce_soft_target_grad", 2, b_sce, .i = {0}),
+    P("pce_soft", 2, b_pce, .i = {0}),
+    P("pce_sparse", 2, b_pce, .i = {1}),
+    P("pce_soft_target_grad", 2, b_pce, .i = {0}),
+    P("sigmoid_bce", 2, b_sbce),
+    P("sigmoid_bce_target_grad", 2, b_sbce),
+    P("prob_bce", 2, b_pbce),
+    P("prob_bce_target_grad", 2, b_pbce),
+    P("mse", 2, b_mse),
+    P("mse_both", 2, b_mse),
+    P("l1l2", 1, b_l1l2, .f = {0.01f, 0.02f}),
+    P("dense_net", 3, b_dense_net),
+    P("conv_net", 6, b_conv_net),
+};
+
+/* ------------------------------------------------------------------ runner */
+
+static void run_case(const pcase *c) {
+    const char *cs = c->name;
+    mm_graph *g = mm_graph_new();
+    mm_node *in[MAXIN] = {0};
+    float *val[MAXIN] = {0}, *grad[MAXIN] = {0};
+    const mm_st_tensor *gin[MAXIN] = {0};
+    double worst = 0;
+    int ok = 1;
+    CHECK(fget("%s.in%d", cs, c->n_in) == NULL, "%s: fixture has more than %d inputs", cs, c->n_in);
+    for (int k = 0; k < c->n_in; k++) {
+        const mm_st_tensor *t = fget("%s.in%d", cs, k);
+        CHECK(t != NULL, "%s: fixture lacks %s.in%d", cs, cs, k);
+        if (!t) {
+            ok = 0;
+            break;
+        }
+        gin[k] = fget("%s.gin%d", cs, k);
+        val[k] = malloc(t->size * sizeof(float));
+        memcpy(val[k], t->data, t->size * sizeof(float));
+        if (gin[k]) { /* NaN-filled: an op that forgets to write a gradient shows up */
+            grad[k] = malloc(t->size * sizeof(float));
+            for (size_t j = 0; j < t->size; j++) grad[k][j] = NAN;
+        }
+        char nm[16];
+        snprintf(nm, sizeof nm, "in%d", k);
+        in[k] = mm_graph_param(g, nm, t->ndim, t->shape, val[k], grad[k], gin[k] != NULL);
+    }
+    mm_node *out = ok ? c->fn(g, in, c->n_in, c) : NULL;
+    if (ok) CHECK(out != NULL, "%s: build failed: %s", cs, mm_errmsg());
+    const mm_st_tensor *y = fget("%s.y", cs), *gy = fget("%s.gy", cs);
+    if (out && y && gy) {
+        CHECK(out->ndim == y->ndim && memcmp(out->shape, y->shape, (size_t)y->ndim * sizeof(int)) == 0,
+              "%s: output rank %d (dim0 %d), fixture rank %d (dim0 %d)", cs, out->ndim, out->shape[0],
+              y->ndim, y->shape[0]);
+        g->external_seed = 1;
+        mm_status st = mm_graph_plan(g, out, 1);
+        CHECK(st == MM_OK, "%s: plan failed: %s", cs, mm_errmsg());
+        if (st == MM_OK && out->size == gy->size && out->grad) {
+            g->training = c->training;
+            mm_graph_forward(g);
+            memcpy(out->grad, gy->data, gy->size * sizeof(float));
+            mm_graph_backward(g);
+            worst = fmax(worst, compare(cs, "y", out->value, out->size, y));
+            for (int k = 0; k < c->n_in; k++) {
+                char what[24];
+                if (gin[k]) {
+                    snprintf(what, sizeof what, "gin%d", k);
+                    worst = fmax(worst, compare(cs, what, grad[k], gin[k]->size, gin[k]));
+                }
+                const mm_st_tensor *after = fget("%s.after%d", cs, k);
+                if (after) {
+                    snprintf(what, sizeof what, "after%d", k);
+                    worst = fmax(worst, compare(cs, what, val[k], after->size, after));
+                }
+            }
+        } else if (st == MM_OK) {
+            CHECK(0, "%s: output has %zu values (grad %p), gy %zu", cs, out->size, (void *)out->grad, gy->size);
+            worst = INFINITY;
+        }
+    } else if (out) {
+        CHECK(0, "%s: fixture lacks y or gy", cs);
+        worst = INFINITY;
+    } else {
+        worst = INFINITY;
+    }
+    printf("%-26s max error %.3g\n", cs, worst);
+    mm_graph_free(g);
+    for (int k = 0; k < c->n_in; k++) free(val[k]), free(grad[k]);
+}
+
+/* Optimizer case: NAME.in0 initial weights [n], NAME.in1 grads [steps, n], NAME.y weights after
+ * each step [steps, n]. */
+static void run_optimizer(const char *cs, const mm_compile_args *a) {
+    const mm_st_tensor *w0 = fget("%s.in0", cs), *gs = fget("%s.in1", cs), *y = fget("%s.y", cs);
+    CHECK(w0 && gs && y, "%s: fixture lacks in0/in1/y", cs);
+    if (!w0 || !gs || !y) return;
+    size_t n = w0->size;
+    int steps = gs->shape[0];
+    CHECK(gs->size == n * (size_t)steps && y->size == gs->size, "%s: fixture shapes", cs);
+    if (gs->size != n * (size_t)steps || y->size != gs->size) return;
+    mm_optimizer *o = NULL;
+    CHECK_OK(mm_optimizer_new(a, n, &o));
+    if (!o) return;
+    float *w = malloc(n * sizeof(float)), *gr = malloc(n * sizeof(float));
+    memcpy(w, w0->data, n * sizeof(float));
+    double worst = 0;
+    for (int t = 0; t < steps; t++) {
+        memcpy(gr, (const float *)gs->data + (size_t)t * n, n * sizeof(float));
+        mm_optimizer_step(o, w, gr);
+        double e = rel_err(w, (const float *)y->data + (size_t)t * n, n);
+        CHECK(e <= TOL, "%s: weights after step %d max error %.3g > %.1g", cs, t + 1, e, TOL);
+        worst = fmax(worst, e);
+    }
+    printf("%-26s max error %.3g\n", cs, worst);
+    free(w), free(gr);
+    mm_optimizer_free(o);
+}
+
+int main(void) {
+    const char *path = tu_source_path("tests/fixtures/parity.safetensors");
+    mm_status st = mm_st_read(path, &fx);
+    CHECK(st == MM_OK, "reading %s: %s", path, mm_errmsg());
+    if (st != MM_OK) return tu_finish();
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
+
+    run_optimizer("adam", &(mm_compile_args){.optimizer = "adam", .learning_rate = 1e-3f, .beta_1 = 0.9f,
+                                             .beta_2 = 0.999f, .epsilon = 1e-7f});
+    run_optimizer("sgd_momentum", &(mm_compile_args){.optimizer = "sgd", .learning_rate = 0.01f, .momentum = 0.9f});
+    run_optimizer("sgd_nesterov", &(mm_compile_args){.optimizer = "sgd", .learning_rate = 0.01f, .momentum = 0.9f,
+                                                     .nesterov = 1});
+    mm_st_free(&fx);
+    return tu_finish();
+}

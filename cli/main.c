@@ -1,1 +1,55 @@
-int main(void){return 0;}
+/* mediaml: command-line front end. Dispatches to the commands; everything it does goes
+ * through the public API in mediaml.h (and the apps built on it). */
+#include "commands.h"
+
+#include <mediaml.h>
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fputs("Usage: mediaml COMMAND [ARGS...]\n"
+          "\n"
+          "Commands:\n"
+          "  vision train     train an image classifier on an IDX data set (MNIST, Fashion-MNIST)\n"
+          "  vision eval      evaluate a model on the test split: loss, accuracy, top-k, confusion matrix\n"
+          "  vision predict   classify PNG images with a model\n"
+          "  summary FILE     show a model file's layers, parameters, preprocessing and labels\n"
+          "\n"
+          "Options:\n"
+          "  -h, --help       show this help and exit\n"
+          "  --version        show the version and exit\n"
+          "\n"
+          "Run 'mediaml COMMAND --help' for a command's options.\n",
+          f);
+}
+
+int cli_apply_threads(const cli_cmd *c, const char *flag, int threads) {
+    const cli_opt *o = cli_find(c, flag);
+    if (!o || !o->seen) return 0;
+    if (threads < 1) return cli_usage_error(c, "%s must be at least 1, got %d", flag, threads);
+    mm_set_threads(threads);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+        printf("mediaml %s\n", MM_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "vision")) return cmd_vision(argc - 1, argv + 1);
+    if (!strcmp(cmd, "summary")) return cmd_summary(argc - 1, argv + 1);
+    if (cmd[0] == '-') fprintf(stderr, "mediaml: unknown option '%s'\n", cmd);
+    else fprintf(stderr, "mediaml: unknown command '%s'\n", cmd);
+    fputs("Try 'mediaml --help' for usage.\n", stderr);
+    return EXIT_USAGE;
+}

@@ -104,7 +104,7 @@ typedef struct mm_preprocess {
 
 /* Identity transform. */
 mm_preprocess mm_preprocess_identity(void);
-/* Sets p so that x' = x / 255 (Keras's usual image scaling). */
+/* x' = x * scale (1/255 gives Keras's usual image scaling). */
 mm_preprocess mm_preprocess_rescale(float scale);
 /* Computes a global mean/std (after scaling) from a data set. */
 mm_preprocess mm_preprocess_standardize(const mm_array *x, float scale);
@@ -307,6 +307,10 @@ mm_status mm_model_load(const char *path, mm_model **out);
 /* Epochs completed according to the file's training state (0 if none). */
 int mm_model_epochs_done(const mm_model *m);
 long mm_model_step(const mm_model *m);
+int mm_model_is_compiled(const mm_model *m);
+int mm_model_num_labels(const mm_model *m);
+/* The seed of the last fit (stored in checkpoints: pass it again to resume identically). */
+uint64_t mm_model_fit_seed(const mm_model *m);
 
 /* ------------------------------------------------------------------ safetensors */
 

@@ -3,7 +3,7 @@
 #   scripts/setup-debian.sh          build + test dependencies
 #   scripts/setup-debian.sh bench    also python3-torch, for the parity fixtures and `make bench`
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libopenblas-dev zlib1g-dev libpng-dev libcjson-dev dataset-fashion-mnist)
+pkgs=(build-essential cmake pkg-config libopenblas-dev zlib1g-dev libpng-dev libcjson-dev libpcre2-dev dataset-fashion-mnist)
 if [ "${1:-}" = bench ]; then pkgs+=(python3-torch python3-numpy time); fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -90,7 +90,7 @@ static void test_bad_data(void) {
     mm_array_alloc(&wrong.y, 1, ys);
     CHECK_ERR(mm_fit(m, &wrong, .epochs = 1), MM_ERR_SHAPE, "expects 8x8x1");
     mm_array out;
-    CHECK_ERR(mm_predict(m, &wrong.x, 2, &out), MM_ERR_SHAPE, "does not match");
+    CHECK_ERR(mm_predict(m, &wrong.x, 2, &out), MM_ERR_SHAPE, "do not match the model");
     mm_dataset_free(&wrong);
     mm_dataset_free(&d);
     mm_model_free(m);

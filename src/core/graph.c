@@ -198,15 +198,24 @@ mm_status mm_graph_plan(mm_graph *g, mm_node *loss, int with_backward) {
 
     /* Lifetimes. F(k) = k, B(k) = 2n-1-k. */
     int last = 2 * n; /* beyond every step: "kept" */
-    int nb = 0;
+    /* Value and gradient lifetimes per node; -2 marks "no buffer". */
+    int *vb = malloc((size_t)n * 5 * sizeof(int));
+    if (!vb) {
+        free(on_path), free(written), free(bufs);
+        return mm_error(MM_ERR_NOMEM, "out of memory planning graph");
+    }
+    int *ve = vb + n, *gb = vb + 2 * n, *ge = vb + 3 * n, *root = vb + 4 * n;
     for (int k = 0; k < n; k++) {
         mm_node *x = g->nodes[k];
+        vb[k] = ve[k] = gb[k] = ge[k] = -2;
+        root[k] = k;
         if (x->kind == MM_NODE_PARAM) continue;
-        int end = k;
+        int end = k, consumers = 0;
         for (int c = k + 1; c < n; c++) {
             mm_node *y = g->nodes[c];
             for (int i = 0; i < y->n_in; i++) {
                 if (y->in[i] != x) continue;
+                consumers++;
                 if (c > end) end = c;
                 uint32_t reads = y->op->backward_reads;
                 if (y->runs_backward && (reads & (1u << i)) && 2 * n - 1 - c > end)
@@ -216,8 +225,17 @@ mm_status mm_graph_plan(mm_graph *g, mm_node *loss, int with_backward) {
         if (x->runs_backward && (x->op->backward_reads & MM_READS_OUTPUT) && 2 * n - 1 - k > end)
             end = 2 * n - 1 - k;
         if (x->keep) end = last;
-        bufs[nb++] = (buffer){align_up(x->size * sizeof(float)), 0, x->kind == MM_NODE_INPUT ? -1 : k,
-                              end, k, 0};
+        vb[k] = x->kind == MM_NODE_INPUT ? -1 : k;
+        ve[k] = end;
+        /* A view op (reshape) whose input has no other consumer shares the input's buffers. */
+        x->aliased = 0;
+        if (x->kind == MM_NODE_OP && x->op->view && x->in[0]->kind != MM_NODE_PARAM) {
+            int src = x->in[0]->id, uses = 0;
+            for (int c = src + 1; c < n; c++)
+                for (int i = 0; i < g->nodes[c]->n_in; i++) uses += g->nodes[c]->in[i] == x->in[0];
+            if (uses == 1) root[k] = root[src], x->aliased = 1;
+        }
+        (void)consumers;
         if (x->kind != MM_NODE_OP) continue;
         if (x->runs_backward || (with_backward && x == loss && x->needs_grad)) {
             int begin = 2 * n - 1 - k;
@@ -228,8 +246,27 @@ mm_status mm_graph_plan(mm_graph *g, mm_node *loss, int with_backward) {
                     if (y->in[i] == x && 2 * n - 1 - c < begin) begin = 2 * n - 1 - c;
             }
             if (g->external_seed && x == loss) begin = n; /* caller writes it after forward */
-            bufs[nb++] = (buffer){align_up(x->size * sizeof(float)), 0, begin, 2 * n - 1 - k, k, 1};
+            gb[k] = begin;
+            ge[k] = 2 * n - 1 - k;
         }
+    }
+    /* Merge each alias group's lifetimes into its root. */
+    for (int k = 0; k < n; k++) {
+        int r = root[k];
+        if (r == k) continue;
+        if (ve[k] > ve[r]) ve[r] = ve[k];
+        if (gb[k] >= 0 && (gb[r] < 0 || gb[k] < gb[r])) gb[r] = gb[k];
+        if (ge[k] > ge[r]) ge[r] = ge[k];
+    }
+    int nb = 0;
+    for (int k = 0; k < n; k++) {
+        mm_node *x = g->nodes[k];
+        if (x->kind == MM_NODE_PARAM) continue;
+        if (root[k] == k) {
+            bufs[nb++] = (buffer){align_up(x->size * sizeof(float)), 0, vb[k], ve[k], k, 0};
+            if (gb[k] >= 0) bufs[nb++] = (buffer){align_up(x->size * sizeof(float)), 0, gb[k], ge[k], k, 1};
+        }
+        if (x->kind != MM_NODE_OP) continue;
         size_t saved = x->op->saved_bytes ? x->op->saved_bytes(x) : 0;
         if (saved)
             bufs[nb++] = (buffer){align_up(saved), 0, k, x->runs_backward ? 2 * n - 1 - k : k, k, 2};
@@ -260,6 +297,13 @@ mm_status mm_graph_plan(mm_graph *g, mm_node *loss, int with_backward) {
         case 4: x->work_bwd_off = bufs[i].off; break;
         }
     }
+    for (int k = 0; k < n; k++)
+        if (root[k] != k) {
+            mm_node *x = g->nodes[k], *r = g->nodes[root[k]];
+            x->value = r->value;
+            if (gb[k] >= 0) x->grad = r->grad;
+        }
+    free(vb);
     /* First writer of each gradient overwrites, later ones accumulate. Backward runs in
      * reverse node order, so the first writer is the latest consumer. */
     for (int k = n - 1; k >= 0; k--) {

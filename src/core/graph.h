@@ -35,6 +35,9 @@ typedef struct mm_op {
     /* Which inputs' values the backward reads (bit i), and whether it reads its own output
      * (bit 31). Lets the planner free buffers early. 0xFFFFFFFF when unsure. */
     uint32_t backward_reads;
+    /* 1: the output is the input's elements unchanged (reshape). The planner may then let it
+     * share the input's buffers (n->aliased), and forward/backward must do nothing. */
+    int view;
 } mm_op;
 
 #define MM_READS_OUTPUT (1u << 31)
@@ -75,6 +78,7 @@ struct mm_node {
     /* planner bookkeeping */
     int runs_backward;
     int has_work;
+    int aliased;              /* shares in[0]'s value and grad buffers (view ops) */
     size_t work_fwd_off, work_bwd_off;
 };
 

@@ -145,7 +145,13 @@ mm_status mm_predict(mm_model *m, const mm_array *x, int batch_size, mm_array *o
     int in[MM_MAX_DIMS], os[MM_MAX_DIMS + 1];
     int nd = mm_model_input_shape(m, in);
     if (!x || !x->data || x->ndim != nd + 1 || memcmp(x->shape + 1, in, (size_t)nd * sizeof(int)))
-        return mm_error(MM_ERR_SHAPE, "predict: input of shape does not match the model's input (rank %d + batch)", nd);
+        {
+        char a[64] = "?", b[64] = "";
+        if (x && x->data)
+            for (int i = 1, k = 0; i < x->ndim; i++) k += snprintf(a + k, sizeof a - (size_t)k, i > 1 ? "x%d" : "%d", x->shape[i]);
+        for (int i = 0, k = 0; i < nd; i++) k += snprintf(b + k, sizeof b - (size_t)k, i ? "x%d" : "%d", in[i]);
+        return mm_error(MM_ERR_SHAPE, "predict: examples of shape %s do not match the model's input %s", a, b);
+    }
     long n = x->shape[0];
     if (batch_size <= 0) batch_size = 32;
     if (batch_size > n) batch_size = (int)n;
@@ -188,6 +194,7 @@ mm_status mm_fit_with(mm_model *m, const mm_dataset *train, const mm_fit_args *a
     int batch = a->batch_size > 0 ? a->batch_size : 32;
     if (a->validation_split < 0 || a->validation_split >= 1)
         return mm_error(MM_ERR_ARG, "validation_split must be in [0, 1), got %g", a->validation_split);
+    m->seed = a->seed;
     mm_dataset tr = *train, val = {0};
     const mm_dataset *valp = a->validation_data;
     long total = train->x.shape[0];
@@ -264,6 +271,7 @@ mm_status mm_fit_with(mm_model *m, const mm_dataset *train, const mm_fit_args *a
             }
         }
         if (st != MM_OK) break;
+        if (stop) break; /* a cut-short epoch is not counted as done (resume repeats it) */
         m->epochs_done = e + 1;
         mm_progress p = {.epoch = e + 1, .epochs = epochs, .batch = nb, .batches = nb, .seen = seen,
                          .loss = seen ? loss_sum / seen : 0, .accuracy = units ? (double)correct / units : 0,

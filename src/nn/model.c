@@ -335,6 +335,9 @@ const char *mm_model_label(const mm_model *m, int i) {
 }
 
 int mm_model_epochs_done(const mm_model *m) { return m->epochs_done; }
+int mm_model_is_compiled(const mm_model *m) { return m && m->compiled; }
+int mm_model_num_labels(const mm_model *m) { return m->n_labels; }
+uint64_t mm_model_fit_seed(const mm_model *m) { return m->seed; }
 long mm_model_step(const mm_model *m) { return m->step; }
 
 /* ---- compile ---- */

@@ -84,6 +84,7 @@ struct mm_model {
     char **labels;
     int epochs_done;
     long step;
+    uint64_t seed;        /* fit seed, stored so a resumed run reshuffles the same way */
     char name[48];
 };
 

@@ -59,6 +59,9 @@ mm_status mm_model_save(mm_model *m, const char *path, int with_optimizer) {
         cJSON *tj = mm_compile_to_json(m);
         cJSON_AddNumberToObject(tj, "epochs_done", m->epochs_done);
         cJSON_AddNumberToObject(tj, "step", (double)m->step);
+        char seed[24];
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)m->seed);
+        cJSON_AddStringToObject(tj, "seed", seed);
         if (n_slots || (with_optimizer && m->opt)) cJSON_AddNumberToObject(tj, "optimizer_step", (double)m->opt->step);
         train = cJSON_PrintUnformatted(tj);
         cJSON_Delete(tj);
@@ -142,6 +145,8 @@ mm_status mm_model_load(const char *path, mm_model **out) {
                     *os = cJSON_GetObjectItemCaseSensitive(tj, "optimizer_step");
         if (cJSON_IsNumber(e)) m->epochs_done = e->valueint;
         if (cJSON_IsNumber(s)) m->step = (long)s->valuedouble;
+        const cJSON *sd = cJSON_GetObjectItemCaseSensitive(tj, "seed");
+        if (cJSON_IsString(sd)) m->seed = strtoull(sd->valuestring, NULL, 10);
         if (st == MM_OK && cJSON_IsNumber(os)) {
             float *slots[2];
             const char *names[2];

@@ -604,6 +604,45 @@ static void conv_one(const geom *q, const float *img, const float *w, const floa
         for (size_t r = 0; r < (size_t)q->P * q->F; r++) out[r] = out[r] < 0 ? 0.0f : out[r];
 }
 
+
+#ifdef __AVX2__
+/* conv (+relu) and a 2x2 max pool in registers: the four pixels of one pooling window, 16
+ * filters at a time (8 accumulators), so the full-resolution conv output never exists.
+ * Window order and the strict '>' match the generic pooling loop (first maximum wins). */
+static void conv_pool2x2_avx2(const float *const p[4], const int *off, int K, const float *w, int F,
+                              const float *b, int relu, float *y, uint8_t *arg) {
+    for (int f0 = 0; f0 < F; f0 += 16) {
+        __m256 a[4][2];
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 2; j++) a[i][j] = b ? _mm256_loadu_ps(b + f0 + 8 * j) : _mm256_setzero_ps();
+        for (int k = 0; k < K; k++) {
+            const float *wk = w + (size_t)k * F + f0;
+            const __m256 w0 = _mm256_loadu_ps(wk), w1 = _mm256_loadu_ps(wk + 8);
+            for (int i = 0; i < 4; i++) {
+                const __m256 v = _mm256_broadcast_ss(p[i] + off[k]);
+                a[i][0] = _mm256_fmadd_ps(v, w0, a[i][0]);
+                a[i][1] = _mm256_fmadd_ps(v, w1, a[i][1]);
+            }
+        }
+        for (int j = 0; j < 2; j++) {
+            __m256 best = a[0][j];
+            __m256i idx = _mm256_setzero_si256();
+            for (int i = 1; i < 4; i++) {
+                const __m256 gt = _mm256_cmp_ps(a[i][j], best, _CMP_GT_OQ);
+                best = _mm256_blendv_ps(best, a[i][j], gt);
+                idx = _mm256_blendv_epi8(idx, _mm256_set1_epi32(i), _mm256_castps_si256(gt));
+            }
+            if (relu) best = _mm256_max_ps(best, _mm256_setzero_ps());
+            _mm256_storeu_ps(y + f0 + 8 * j, best);
+            if (arg) {
+                const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(idx), _mm256_extracti128_si256(idx, 1));
+                _mm_storel_epi64((__m128i *)(arg + f0 + 8 * j), _mm_packus_epi16(w16, w16));
+            }
+        }
+    }
+}
+#endif
+
 static void fused_forward(mm_node *n) {
     geom q;
     int ph, pw;
@@ -613,33 +652,75 @@ static void fused_forward(mm_node *n) {
     const size_t per = fused_per_thread(n);
     uint8_t *arg = n->saved;
     int nt = n->g->threads;
+    /* Only training needs the argmax. */
+    const int keep_arg = n->runs_backward;
+    /* 2x2 windows over unpadded conv pixels (valid conv): the all-in-registers kernel. */
+    const int quad = ph == 2 && pw == 2 && F % 16 == 0 && fused_direct(&q) && !n->a.i[2];
+    (void)quad;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int i = 0; i < q.N; i++) {
+        const float *img = x + (size_t)i * q.H * q.W * q.C;
+#ifdef __AVX2__
+        if (quad) {
+            int off[DIRECT_MAX_K];
+            patch_offsets(&q, off);
+            for (int oh = 0; oh < PH; oh++)
+                for (int ow = 0; ow < PW; ow++) {
+                    const float *p[4];
+                    for (int j = 0; j < 4; j++) {
+                        int ih = (2 * oh + j / 2) * q.sh - q.pt, iw = (2 * ow + j % 2) * q.sw - q.pl;
+                        p[j] = img + ((size_t)ih * q.W + iw) * q.C;
+                    }
+                    size_t o = (((size_t)i * PH + oh) * PW + ow) * F;
+                    conv_pool2x2_avx2(p, off, q.K, w, F, b, relu, n->value + o, keep_arg ? arg + o : NULL);
+                }
+            continue;
+        }
+#endif
         float *conv = (float *)n->work + (size_t)omp_get_thread_num() * per;
         float *col = conv + (size_t)q.P * F;
-        conv_one(&q, x + (size_t)i * q.H * q.W * q.C, w, b, relu, conv, col);
+        conv_one(&q, img, w, b, relu, conv, col);
         float *y = n->value + (size_t)i * PH * PW * F;
         uint8_t *a = arg + (size_t)i * PH * PW * F;
         for (int oh = 0; oh < PH; oh++)
             for (int ow = 0; ow < PW; ow++) {
                 float *yo = y + ((size_t)oh * PW + ow) * F;
                 uint8_t *ao = a + ((size_t)oh * PW + ow) * F;
-                /* 32-bit lanes for the running argmax so the compare-and-select vectorizes. */
+                int f0 = 0;
+#ifdef __AVX2__
+                /* Eight filters at a time: running max and its window index in ymm lanes. */
+                for (; f0 + 8 <= F; f0 += 8) {
+                    const float *c0 = conv + ((size_t)(oh * ph) * q.OW + ow * pw) * F + f0;
+                    __m256 best = _mm256_loadu_ps(c0);
+                    __m256 bi = _mm256_setzero_ps();
+                    for (int wh = 0; wh < ph; wh++)
+                        for (int ww = 0; ww < pw; ww++) {
+                            const float *c = conv + ((size_t)(oh * ph + wh) * q.OW + ow * pw + ww) * F + f0;
+                            const __m256 v = _mm256_loadu_ps(c);
+                            const __m256 gt = _mm256_cmp_ps(v, best, _CMP_GT_OQ);
+                            best = _mm256_blendv_ps(best, v, gt);
+                            bi = _mm256_blendv_ps(bi, _mm256_set1_ps((float)(wh * pw + ww)), gt);
+                        }
+                    _mm256_storeu_ps(yo + f0, best);
+                    float idx[8];
+                    _mm256_storeu_ps(idx, bi);
+                    for (int j = 0; j < 8; j++) ao[f0 + j] = (uint8_t)idx[j];
+                }
+#endif
+                /* Remaining filters (all of them without AVX2). */
                 float best[F];
                 int32_t bi[F];
-                const float *c0 = conv + ((size_t)(oh * ph) * q.OW + ow * pw) * F;
-                for (int f = 0; f < F; f++) best[f] = c0[f], bi[f] = 0;
+                for (int f = f0; f < F; f++) {
+                    best[f] = conv[((size_t)(oh * ph) * q.OW + ow * pw) * F + f];
+                    bi[f] = 0;
+                }
                 for (int wh = 0; wh < ph; wh++)
                     for (int ww = 0; ww < pw; ww++) {
                         const float *c = conv + ((size_t)(oh * ph + wh) * q.OW + ow * pw + ww) * F;
-                        const int32_t idx = wh * pw + ww;
-                        for (int f = 0; f < F; f++) {
-                            const int better = c[f] > best[f];
-                            best[f] = better ? c[f] : best[f];
-                            bi[f] = better ? idx : bi[f];
-                        }
+                        for (int f = f0; f < F; f++)
+                            if (c[f] > best[f]) best[f] = c[f], bi[f] = wh * pw + ww;
                     }
-                for (int f = 0; f < F; f++) yo[f] = best[f], ao[f] = (uint8_t)bi[f];
+                for (int f = f0; f < F; f++) yo[f] = best[f], ao[f] = (uint8_t)bi[f];
             }
     }
 }

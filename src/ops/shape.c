@@ -1,5 +1,5 @@
-/* reshape / flatten: same elements, new shape. A copy rather than a view keeps the buffer
- * planner simple; it is a small fraction of a step. */
+/* reshape / flatten: same elements, new shape. When the input has no other consumer the
+ * planner makes the output a view of the input's buffers (no copy); otherwise it copies. */
 #include "ops/ops.h"
 
 #include <string.h>
@@ -38,11 +38,13 @@ static mm_status reshape_infer(mm_node *n) {
     return MM_OK;
 }
 
-static void reshape_forward(mm_node *n) { memcpy(n->value, n->in[0]->value, n->size * sizeof(float)); }
+static void reshape_forward(mm_node *n) {
+    if (!n->aliased) memcpy(n->value, n->in[0]->value, n->size * sizeof(float));
+}
 
 static void reshape_backward(mm_node *n) {
     float *dx = n->in[0]->grad;
-    if (!dx) return;
+    if (!dx || n->aliased) return; /* aliased: the consumers wrote straight into dx */
     if (!n->acc[0]) {
         memcpy(dx, n->grad, n->size * sizeof(float));
     } else {
@@ -56,6 +58,7 @@ static const mm_op reshape_op = {
     .forward = reshape_forward,
     .backward = reshape_backward,
     .backward_reads = 0,
+    .view = 1,
 };
 
 mm_node *mm_g_reshape(mm_graph *g, mm_node *x, int ndim, const int *shape) {

@@ -1,0 +1,17 @@
+/* The mediaml commands. Each takes its own argv (argv[0] is the command word) and returns
+ * the process exit status: 0 ok, 1 library error, 2 usage error, 130 interrupted. */
+#ifndef MEDIAML_CLI_COMMANDS_H
+#define MEDIAML_CLI_COMMANDS_H
+
+#include "args.h"
+
+int cmd_vision(int argc, char **argv);
+int cmd_vision_train(int argc, char **argv);
+int cmd_vision_eval(int argc, char **argv);
+int cmd_vision_predict(int argc, char **argv);
+int cmd_summary(int argc, char **argv);
+
+/* Applies --threads when given (T >= 1); returns 0 or EXIT_USAGE. */
+int cli_apply_threads(const cli_cmd *c, const char *flag, int threads);
+
+#endif

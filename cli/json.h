@@ -1,0 +1,10 @@
+/* Writing JSON lines: escaped strings and numbers (null when not finite). */
+#ifndef MEDIAML_CLI_JSON_H
+#define MEDIAML_CLI_JSON_H
+
+#include <stdio.h>
+
+void json_string(FILE *f, const char *s);
+void json_number(FILE *f, double v);
+
+#endif

@@ -725,6 +725,31 @@ static void fused_forward(mm_node *n) {
     }
 }
 
+
+#ifdef __AVX2__
+/* Weight and bias gradients of conv (+relu) + 2x2 max pool for one pooling window, straight
+ * from the pooled gradient: each filter's gradient goes to the one pixel its argmax names,
+ * so per 8 filters the four pixels get masked copies of g and dw[k] += sum_i x_i[k] * g_i. */
+static void pool2x2_dw_avx2(const float *const p[4], const int *off, int K, int F, const float *dy,
+                            const float *y, const uint8_t *arg, int relu, float *dw, float *db) {
+    for (int f0 = 0; f0 < F; f0 += 8) {
+        __m256 g = _mm256_loadu_ps(dy + f0);
+        if (relu) g = _mm256_and_ps(g, _mm256_cmp_ps(_mm256_loadu_ps(y + f0), _mm256_setzero_ps(), _CMP_GT_OQ));
+        const __m256i a = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(arg + f0)));
+        __m256 gi[4];
+        for (int i = 0; i < 4; i++)
+            gi[i] = _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, _mm256_set1_epi32(i))));
+        if (db) _mm256_storeu_ps(db + f0, _mm256_add_ps(_mm256_loadu_ps(db + f0), g));
+        for (int k = 0; k < K; k++) {
+            float *d = dw + (size_t)k * F + f0;
+            __m256 acc = _mm256_loadu_ps(d);
+            for (int i = 0; i < 4; i++) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(p[i] + off[k]), gi[i], acc);
+            _mm256_storeu_ps(d, acc);
+        }
+    }
+}
+#endif
+
 static void fused_backward(mm_node *n) {
     geom q;
     int ph, pw;
@@ -743,8 +768,28 @@ static void fused_backward(mm_node *n) {
         float *col = g + (size_t)q.P * F;
         float *dw = col + (fused_direct(&q) ? 0 : (size_t)q.P * q.K), *db = dw + (size_t)q.K * F;
         memset(dw, 0, ((size_t)q.K * F + F) * sizeof(float));
+        const int quad = ph == 2 && pw == 2 && F % 16 == 0 && fused_direct(&q) && !n->a.i[2] && !need_x;
+        (void)quad;
 #pragma omp for schedule(static)
         for (int i = 0; i < q.N; i++) {
+#ifdef __AVX2__
+            if (quad) {
+                const float *img = x + (size_t)i * q.H * q.W * q.C;
+                int off[DIRECT_MAX_K];
+                patch_offsets(&q, off);
+                for (int oh = 0; oh < PH; oh++)
+                    for (int ow = 0; ow < PW; ow++) {
+                        const float *p[4];
+                        for (int j = 0; j < 4; j++) {
+                            int ih = (2 * oh + j / 2) * q.sh - q.pt, iw = (2 * ow + j % 2) * q.sw - q.pl;
+                            p[j] = img + ((size_t)ih * q.W + iw) * q.C;
+                        }
+                        size_t o = (((size_t)i * PH + oh) * PW + ow) * F;
+                        pool2x2_dw_avx2(p, off, q.K, F, dy + o, y + o, arg + o, relu, dw, need_b ? db : NULL);
+                    }
+                continue;
+            }
+#endif
             /* Scatter the pooled gradient to the argmax positions of this image. */
             memset(g, 0, (size_t)q.P * F * sizeof(float));
             const size_t base = (size_t)i * PH * PW * F;

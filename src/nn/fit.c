@@ -293,7 +293,7 @@ mm_status mm_fit_with(mm_model *m, const mm_dataset *train, const mm_fit_args *a
             p.improved = 1;
             if (best) {
                 memcpy(best, m->weights, m->n_weights * sizeof(float));
-                memcpy(best + m->n_weights, m->state, m->n_state * sizeof(float));
+                if (m->n_state) memcpy(best + m->n_weights, m->state, m->n_state * sizeof(float));
             }
         } else {
             since_best++;
@@ -305,7 +305,7 @@ mm_status mm_fit_with(mm_model *m, const mm_dataset *train, const mm_fit_args *a
     }
     if (st == MM_OK && best && a->restore_best_weights && isfinite(best_metric)) {
         memcpy(m->weights, best, m->n_weights * sizeof(float));
-        memcpy(m->state, best + m->n_weights, m->n_state * sizeof(float));
+        if (m->n_state) memcpy(m->state, best + m->n_weights, m->n_state * sizeof(float));
     }
     free(idx);
     free(best);

@@ -172,7 +172,41 @@ typedef struct mm_batchnorm_args {
     const char *name;
 } mm_batchnorm_args;
 
+typedef struct mm_embedding_args {
+    int input_dim;              /* rows (vocabulary / users / items) */
+    int output_dim;             /* vector size */
+    float l2;                   /* L2 on the looked-up vectors, per lookup (cost independent of input_dim) */
+    int input_shape[MM_MAX_DIMS];
+    const char *name;
+} mm_embedding_args;
+
+typedef struct mm_merge_args {
+    int axis;                   /* Concatenate: axis counted with the batch as 0, default -1 */
+    const char *name;
+} mm_merge_args;
+
+typedef struct mm_reshape_args {
+    int target_shape[MM_MAX_DIMS]; /* without the batch; one entry may be -1 */
+    int input_shape[MM_MAX_DIMS];
+    const char *name;
+} mm_reshape_args;
+
+typedef struct mm_slice_args {
+    int begin, size;            /* columns [begin, begin + size) of the last axis */
+    int input_shape[MM_MAX_DIMS];
+    const char *name;
+} mm_slice_args;
+
 mm_layer *mm_layer_dense(mm_dense_args a);
+/* Embedding tables get sparse updates: a step touches only the rows it looked up. */
+mm_layer *mm_layer_embedding(mm_embedding_args a);
+mm_layer *mm_layer_add(mm_merge_args a);
+mm_layer *mm_layer_multiply(mm_merge_args a);
+mm_layer *mm_layer_concatenate(mm_merge_args a);
+/* Dot product over the last axis: [.., D] . [.., D] -> [.., 1] (Keras Dot(axes=-1)). */
+mm_layer *mm_layer_dot(mm_merge_args a);
+mm_layer *mm_layer_reshape(mm_reshape_args a);
+mm_layer *mm_layer_slice(mm_slice_args a);
 mm_layer *mm_layer_conv2d(mm_conv2d_args a);
 mm_layer *mm_layer_maxpool2d(mm_pool2d_args a);
 mm_layer *mm_layer_avgpool2d(mm_pool2d_args a);
@@ -190,6 +224,13 @@ mm_layer *mm_layer_batchnorm(mm_batchnorm_args a);
 #define mm_Dropout(...) mm_layer_dropout((mm_dropout_args){__VA_ARGS__})
 #define mm_Activation(...) mm_layer_activation((mm_activation_args){__VA_ARGS__})
 #define mm_BatchNormalization(...) mm_layer_batchnorm((mm_batchnorm_args){__VA_ARGS__})
+#define mm_Embedding(...) mm_layer_embedding((mm_embedding_args){__VA_ARGS__})
+#define mm_Add(...) mm_layer_add((mm_merge_args){__VA_ARGS__})
+#define mm_Multiply(...) mm_layer_multiply((mm_merge_args){__VA_ARGS__})
+#define mm_Concatenate(...) mm_layer_concatenate((mm_merge_args){__VA_ARGS__})
+#define mm_Dot(...) mm_layer_dot((mm_merge_args){__VA_ARGS__})
+#define mm_Reshape(...) mm_layer_reshape((mm_reshape_args){__VA_ARGS__})
+#define mm_Slice(...) mm_layer_slice((mm_slice_args){__VA_ARGS__})
 
 /* ------------------------------------------------------------------ model */
 
@@ -200,6 +241,25 @@ void mm_model_free(mm_model *m);
 
 /* Appends a layer; the model takes ownership (also on failure). Shapes are checked here. */
 mm_status mm_add(mm_model *m, mm_layer *layer);
+
+/* Functional models (Keras's functional API) for graphs that are not a chain: one input,
+ * layers applied to earlier tensors, one output (the last layer applied, or mm_set_output).
+ *
+ *   mm_model *m = mm_functional("mf");
+ *   int x = mm_input(m, 1, (int[]){2});                   // (user, item) ids
+ *   int u = mm_call(m, mm_Slice(.begin = 0, .size = 1), x);
+ *   int ue = mm_call(m, mm_Embedding(.input_dim = users, .output_dim = 32), u);
+ *   ...
+ *   int s = mm_call(m, mm_Dot(), ue_flat, ie_flat);
+ *
+ * Tensor ids are >= 0; on error -1 is returned (mm_errmsg() says why) and every later call
+ * given -1 fails too, so a chain needs one check at the end. */
+mm_model *mm_functional(const char *name);
+int mm_input(mm_model *m, int ndim, const int *shape);
+int mm_apply(mm_model *m, mm_layer *layer, int n_inputs, const int *inputs);
+#define mm_call(m, layer, ...) \
+    mm_apply((m), (layer), (int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int)), (int[]){__VA_ARGS__})
+mm_status mm_set_output(mm_model *m, int tensor);
 
 /* Builds a model from the architecture JSON that model files carry (see docs in README). */
 mm_status mm_model_from_json(const char *json, mm_model **out);

@@ -6,6 +6,7 @@
  * share bytes. The arena is allocated once; runs then allocate nothing. */
 #include "core/graph.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -337,7 +338,21 @@ void mm_graph_set_batch(mm_graph *g, int batch) {
     }
 }
 
+void mm_graph_fail(mm_graph *g, const char *fmt, ...) {
+    int first = 0;
+#pragma omp critical(mm_graph_fail)
+    {
+        if (!g->failed) first = g->failed = 1;
+    }
+    if (!first) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g->error, sizeof g->error, fmt, ap);
+    va_end(ap);
+}
+
 void mm_graph_forward(mm_graph *g) {
+    g->failed = 0;
     for (int k = 0; k < g->n; k++) {
         mm_node *x = g->nodes[k];
         if (x->kind != MM_NODE_OP) continue;

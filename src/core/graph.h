@@ -20,6 +20,14 @@
 typedef struct mm_node mm_node;
 typedef struct mm_graph mm_graph;
 
+/* Rows of a parameter touched in the current step (embedding tables): their gradient rows
+ * are the only non-zero ones, so the optimizer updates just those and zeroes them again. */
+typedef struct mm_rowset {
+    int *rows;
+    int n, cap;
+    uint8_t *seen;  /* one flag per table row */
+} mm_rowset;
+
 typedef struct mm_op {
     const char *name;
     /* Checks the inputs and sets n->ndim/shape (shape[0] = batch capacity if batched).
@@ -74,6 +82,7 @@ struct mm_node {
     int trainable;            /* params: updated by the optimizer */
     uint64_t seed;            /* per-node RNG seed (dropout) */
     int keep;                 /* value stays valid after the run (outputs, loss) */
+    mm_rowset *rows;          /* params with sparse row gradients (see mm_rowset) */
 
     /* planner bookkeeping */
     int runs_backward;
@@ -94,6 +103,8 @@ struct mm_graph {
     char *arena;
     size_t arena_bytes;
     mm_node *loss;            /* backward starts here (scalar) */
+    int failed;               /* an op met bad data at run time (e.g. id out of range) */
+    char error[256];
     int external_seed;        /* 1: caller fills loss->grad before backward (tests) */
 };
 
@@ -117,6 +128,14 @@ void mm_graph_set_batch(mm_graph *g, int batch);
 void mm_graph_forward(mm_graph *g);
 /* Backward from g->loss (seeded with d loss = 1). Parameter grads are overwritten. */
 void mm_graph_backward(mm_graph *g);
+
+/* Records a run-time data error from inside an op (ops cannot return a status); the caller
+ * checks g->failed after forward and reports g->error. The first error wins. */
+void mm_graph_fail(mm_graph *g, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 /* Helpers for ops. */
 size_t mm_shape_size(int ndim, const int *shape);

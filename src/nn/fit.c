@@ -111,6 +111,10 @@ mm_status mm_evaluate(mm_model *m, const mm_dataset *d, int batch_size, int top_
         mm_gather_rows(r->x->value, &d->x, NULL, s, b, &m->pre);
         memcpy(r->y->value, d->y.data + (size_t)s * ycols, (size_t)b * ycols * sizeof(float));
         mm_graph_forward(r->g);
+        if (r->g->failed) {
+            mm_eval_result_free(res);
+            return mm_error(MM_ERR_ARG, "evaluation: %s", r->g->error);
+        }
         loss += (double)r->loss->value[0] * b;
         const float *o = r->out->value;
         correct += count_correct(m, o, r->y->value, b, k, 1);
@@ -169,6 +173,10 @@ mm_status mm_predict(mm_model *m, const mm_array *x, int batch_size, mm_array *o
         mm_gather_rows(r->x->value, x, NULL, s, b, &m->pre);
         if (r->y) memset(r->y->value, 0, r->y->size * sizeof(float));
         mm_graph_forward(r->g);
+        if (r->g->failed) {
+            mm_array_free(out);
+            return mm_error(MM_ERR_ARG, "predict: %s", r->g->error);
+        }
         memcpy(out->data + (size_t)s * per, r->out->value, (size_t)b * per * sizeof(float));
     }
     return MM_OK;
@@ -246,6 +254,10 @@ mm_status mm_fit_with(mm_model *m, const mm_dataset *train, const mm_fit_args *a
                 memcpy(r->y->value + (size_t)i * ycols, tr.y.data + (size_t)idx[s + i] * ycols, ycols * sizeof(float));
             r->g->step = (uint64_t)m->step ^ (a->seed << 32);
             mm_graph_forward(r->g);
+            if (r->g->failed) {
+                st = mm_error(MM_ERR_ARG, "training batch %ld of epoch %d: %s", bi + 1, e + 1, r->g->error);
+                break;
+            }
             float loss = r->loss->value[0];
             if (!isfinite(loss)) {
                 st = mm_error(MM_ERR_NUMERIC, "loss is %s at epoch %d, batch %ld: lower the learning rate or check the data",
@@ -255,7 +267,7 @@ mm_status mm_fit_with(mm_model *m, const mm_dataset *train, const mm_fit_args *a
             /* Metrics before backward: the planner may reuse the label buffer after it. */
             correct += count_correct(m, r->out->value, r->y->value, b, k, 1);
             mm_graph_backward(r->g);
-            mm_optimizer_step(m->opt, m->weights, m->grads);
+            mm_model_apply_gradients(m);
             m->step++;
             loss_sum += (double)loss * b;
             units += binary ? (long)b * k : b;

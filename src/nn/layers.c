@@ -9,9 +9,18 @@
 
 static const char *class_names[MM_LAYER_TYPES] = {
     "Dense", "Conv2D", "MaxPooling2D", "AveragePooling2D", "Flatten", "Dropout", "Activation",
-    "BatchNormalization"};
+    "BatchNormalization", "Embedding", "Add", "Multiply", "Concatenate", "Dot", "Reshape", "Slice"};
+
+/* Keras's default layer names (conv2d, conv2d_1, ...). */
+static const char *base_names[MM_LAYER_TYPES] = {
+    "dense", "conv2d", "max_pooling2d", "average_pooling2d", "flatten", "dropout", "activation",
+    "batch_normalization", "embedding", "add", "multiply", "concatenate", "dot", "reshape", "slice"};
 
 const char *mm_layer_class_name(int type) { return class_names[type]; }
+const char *mm_layer_base_name(int type) { return base_names[type]; }
+int mm_layer_is_merge(int type) {
+    return type == MM_ADD || type == MM_MULTIPLY || type == MM_CONCATENATE || type == MM_DOT;
+}
 
 static int shape_len(const int *shape) {
     int n = 0;
@@ -97,6 +106,47 @@ mm_layer *mm_layer_batchnorm(mm_batchnorm_args a) {
     return l;
 }
 
+mm_layer *mm_layer_embedding(mm_embedding_args a) {
+    mm_layer *l = new_layer(MM_EMBEDDING, a.input_shape, a.name, NULL);
+    if (!l) return NULL;
+    l->input_dim = a.input_dim;
+    l->units = a.output_dim;
+    l->l2 = a.l2;
+    return l;
+}
+
+static mm_layer *merge_layer(int type, mm_merge_args a) {
+    mm_layer *l = new_layer(type, NULL, a.name, NULL);
+    if (l) l->axis = a.axis ? a.axis : -1;
+    return l;
+}
+
+mm_layer *mm_layer_add(mm_merge_args a) { return merge_layer(MM_ADD, a); }
+mm_layer *mm_layer_multiply(mm_merge_args a) { return merge_layer(MM_MULTIPLY, a); }
+mm_layer *mm_layer_concatenate(mm_merge_args a) { return merge_layer(MM_CONCATENATE, a); }
+mm_layer *mm_layer_dot(mm_merge_args a) { return merge_layer(MM_DOT, a); }
+
+mm_layer *mm_layer_reshape(mm_reshape_args a) {
+    mm_layer *l = new_layer(MM_RESHAPE, a.input_shape, a.name, NULL);
+    if (!l) return NULL;
+    l->target_ndim = shape_len(a.target_shape);
+    memcpy(l->target_shape, a.target_shape, sizeof l->target_shape);
+    /* shape_len stops at the first non-positive entry: allow one -1 */
+    while (l->target_ndim < MM_MAX_DIMS && a.target_shape[l->target_ndim] == -1) {
+        l->target_ndim++;
+        while (l->target_ndim < MM_MAX_DIMS && a.target_shape[l->target_ndim] > 0) l->target_ndim++;
+    }
+    return l;
+}
+
+mm_layer *mm_layer_slice(mm_slice_args a) {
+    mm_layer *l = new_layer(MM_SLICE, a.input_shape, a.name, NULL);
+    if (!l) return NULL;
+    l->begin = a.begin;
+    l->size = a.size;
+    return l;
+}
+
 /* ---- shapes and parameters ---- */
 
 static mm_status window_out(const char *what, int size, int k, int s, int same, int *out) {
@@ -109,8 +159,13 @@ static mm_status window_out(const char *what, int size, int k, int s, int same, 
     return MM_OK;
 }
 
-mm_status mm_layer_attach(mm_model *m, mm_layer *l, int nd, const int *in) {
+mm_status mm_layer_attach(mm_model *m, mm_layer *l, const int *ndims, const int (*shapes)[MM_MAX_DIMS]) {
     const char *nm = l->name;
+    const int nd = ndims[0];
+    const int *in = shapes[0];
+    if (mm_layer_is_merge(l->type) ? l->n_in < 2 : l->n_in != 1)
+        return mm_error(MM_ERR_ARG, "%s: %s takes %s, got %d", nm, class_names[l->type],
+                        mm_layer_is_merge(l->type) ? "two or more inputs" : "one input", l->n_in);
     l->in_ndim = nd;
     memcpy(l->in_shape, in, sizeof l->in_shape);
     l->out_ndim = nd;
@@ -172,6 +227,64 @@ mm_status mm_layer_attach(mm_model *m, mm_layer *l, int nd, const int *in) {
         break;
     case MM_ACTIVATION:
         break;
+    case MM_EMBEDDING: {
+        if (l->input_dim < 1 || l->units < 1)
+            return mm_error(MM_ERR_ARG, "%s: input_dim and output_dim must be >= 1 (got %d, %d)", nm, l->input_dim, l->units);
+        if (nd + 1 > MM_MAX_DIMS - 1) return mm_error(MM_ERR_SHAPE, "%s: input rank %d too deep", nm, nd);
+        int ts[2] = {l->input_dim, l->units};
+        l->param[l->n_params++] = mm_model_add_param(m, nm, "embeddings", 2, ts, 1, MM_INIT_UNIFORM_005, 0, 0);
+        if (l->param[0] >= 0) m->params[l->param[0]].sparse = 1;
+        l->out_ndim = nd + 1;
+        l->out_shape[nd] = l->units;
+        break;
+    }
+    case MM_ADD:
+    case MM_MULTIPLY:
+    case MM_DOT:
+        for (int i = 1; i < l->n_in; i++)
+            if (ndims[i] != nd || memcmp(shapes[i], in, (size_t)nd * sizeof(int)))
+                return mm_error(MM_ERR_SHAPE, "%s: %s needs inputs of the same shape (input %d differs)", nm,
+                                class_names[l->type], i);
+        if (l->type == MM_DOT) l->out_shape[nd - 1] = 1;
+        break;
+    case MM_CONCATENATE: {
+        int ax = l->axis < 0 ? nd + l->axis : l->axis - 1; /* Keras counts the batch axis */
+        if (ax < 0 || ax >= nd) return mm_error(MM_ERR_ARG, "%s: axis %d out of range", nm, l->axis);
+        int total = 0;
+        for (int i = 0; i < l->n_in; i++) {
+            if (ndims[i] != nd) return mm_error(MM_ERR_SHAPE, "%s: inputs differ in rank", nm);
+            for (int d = 0; d < nd; d++)
+                if (d != ax && shapes[i][d] != in[d])
+                    return mm_error(MM_ERR_SHAPE, "%s: input %d differs outside the concatenation axis", nm, i);
+            total += shapes[i][ax];
+        }
+        l->out_shape[ax] = total;
+        break;
+    }
+    case MM_RESHAPE: {
+        size_t have = 1, known = 1;
+        int infer_at = -1;
+        for (int d = 0; d < nd; d++) have *= (size_t)in[d];
+        if (l->target_ndim < 1) return mm_error(MM_ERR_ARG, "%s: empty target_shape", nm);
+        for (int d = 0; d < l->target_ndim; d++) {
+            if (l->target_shape[d] == -1 && infer_at < 0) infer_at = d;
+            else if (l->target_shape[d] < 1) return mm_error(MM_ERR_ARG, "%s: bad target_shape", nm);
+            else known *= (size_t)l->target_shape[d];
+        }
+        memset(l->out_shape, 0, sizeof l->out_shape);
+        memcpy(l->out_shape, l->target_shape, sizeof(int) * (size_t)l->target_ndim);
+        if (infer_at >= 0 && have % known == 0) l->out_shape[infer_at] = (int)(have / known), known = have;
+        if (known != have)
+            return mm_error(MM_ERR_SHAPE, "%s: cannot reshape %zu values into the target shape", nm, have);
+        l->out_ndim = l->target_ndim;
+        break;
+    }
+    case MM_SLICE:
+        if (l->begin < 0 || l->size < 1 || l->begin + l->size > in[nd - 1])
+            return mm_error(MM_ERR_SHAPE, "%s: slice [%d, %d) outside the last axis of size %d", nm, l->begin,
+                            l->begin + l->size, in[nd - 1]);
+        l->out_shape[nd - 1] = l->size;
+        break;
     case MM_BATCHNORM: {
         int c = in[nd - 1];
         l->param[l->n_params++] = mm_model_add_param(m, nm, "gamma", 1, &c, 1, MM_INIT_ONES, 0, 0);
@@ -191,12 +304,14 @@ mm_status mm_layer_attach(mm_model *m, mm_layer *l, int nd, const int *in) {
 static mm_node *param_node(mm_model *m, mm_graph *g, int i, int training) {
     mm_param *p = &m->params[i];
     float *grad = training && p->trainable ? mm_param_grad(m, i) : NULL;
-    return mm_graph_param(g, p->name, p->ndim, p->shape, mm_param_value(m, i), grad, p->trainable);
+    mm_node *n = mm_graph_param(g, p->name, p->ndim, p->shape, mm_param_value(m, i), grad, p->trainable);
+    if (n && grad && p->sparse) n->rows = &p->rows;
+    return n;
 }
 
-mm_node *mm_layer_build(mm_model *m, mm_layer *l, mm_graph *g, mm_node *x, int training,
+mm_node *mm_layer_build(mm_model *m, mm_layer *l, mm_graph *g, mm_node **xs, int training,
                         mm_node **logits, mm_node **reg_loss) {
-    mm_node *y = x;
+    mm_node *x = xs[0], *y = x;
     *reg_loss = NULL;
     switch (l->type) {
     case MM_DENSE:
@@ -228,6 +343,31 @@ mm_node *mm_layer_build(mm_model *m, mm_layer *l, mm_graph *g, mm_node *x, int t
         if (training && l->rate > 0) y = mm_g_dropout(g, x, l->rate);
         break;
     case MM_ACTIVATION:
+        break;
+    case MM_EMBEDDING: {
+        mm_node *t = param_node(m, g, l->param[0], training);
+        y = mm_g_embedding(g, x, t);
+        /* L2 on the looked-up rows (as SVD-style models regularize), not the whole table:
+         * the cost stays independent of the table size. */
+        if (training && l->l2 > 0) *reg_loss = mm_g_l1l2(g, y, 0.0f, l->l2);
+        break;
+    }
+    case MM_ADD:
+    case MM_MULTIPLY:
+    case MM_DOT:
+        for (int i = 1; i < l->n_in && y; i++) y = l->type == MM_ADD ? mm_g_add(g, y, xs[i]) : mm_g_mul(g, y, xs[i]);
+        if (l->type == MM_DOT) y = mm_g_sum(g, y, -1, 1);
+        break;
+    case MM_CONCATENATE: {
+        int ax = l->axis < 0 ? l->axis : l->axis; /* node axes include the batch, as Keras's */
+        y = mm_g_concat(g, l->n_in, xs, ax);
+        break;
+    }
+    case MM_RESHAPE:
+        y = mm_g_reshape(g, x, l->out_ndim, l->out_shape);
+        break;
+    case MM_SLICE:
+        y = mm_g_slice(g, x, l->begin, l->size);
         break;
     case MM_BATCHNORM:
         y = mm_g_batchnorm(g, x, param_node(m, g, l->param[0], training),
@@ -290,6 +430,24 @@ cJSON *mm_layer_to_json(const mm_layer *l) {
     case MM_BATCHNORM:
         cJSON_AddNumberToObject(c, "momentum", l->momentum);
         cJSON_AddNumberToObject(c, "epsilon", l->epsilon);
+        break;
+    case MM_EMBEDDING:
+        cJSON_AddNumberToObject(c, "input_dim", l->input_dim);
+        cJSON_AddNumberToObject(c, "output_dim", l->units);
+        if (l->l2 > 0) cJSON_AddNumberToObject(c, "l2", l->l2);
+        break;
+    case MM_CONCATENATE:
+        cJSON_AddNumberToObject(c, "axis", l->axis);
+        break;
+    case MM_DOT:
+        cJSON_AddNumberToObject(c, "axes", -1);
+        break;
+    case MM_RESHAPE:
+        cJSON_AddItemToObject(c, "target_shape", int_array(l->target_shape, l->target_ndim));
+        break;
+    case MM_SLICE:
+        cJSON_AddNumberToObject(c, "begin", l->begin);
+        cJSON_AddNumberToObject(c, "size", l->size);
         break;
     default:
         break;
@@ -403,6 +561,31 @@ mm_status mm_layer_from_json(const cJSON *j, mm_layer **out) {
     case MM_BATCHNORM:
         l = mm_layer_batchnorm((mm_batchnorm_args){.momentum = (float)get_num(c, "momentum", 0.99),
                                                    .epsilon = (float)get_num(c, "epsilon", 1e-3), .name = name});
+        break;
+    case MM_EMBEDDING:
+        l = mm_layer_embedding((mm_embedding_args){.input_dim = (int)get_num(c, "input_dim", 0),
+                                                   .output_dim = (int)get_num(c, "output_dim", 0),
+                                                   .l2 = (float)get_num(c, "l2", 0), .name = name});
+        break;
+    case MM_ADD:
+    case MM_MULTIPLY:
+    case MM_CONCATENATE:
+    case MM_DOT:
+        l = merge_layer(type, (mm_merge_args){.axis = (int)get_num(c, "axis", -1), .name = name});
+        break;
+    case MM_RESHAPE: {
+        mm_reshape_args ra = {.name = name};
+        const cJSON *ts = cJSON_GetObjectItemCaseSensitive(c, "target_shape");
+        int n = cJSON_GetArraySize(ts);
+        if (!cJSON_IsArray(ts) || n < 1 || n > MM_MAX_DIMS - 1)
+            return mm_error(MM_ERR_FORMAT, "architecture: Reshape needs target_shape");
+        for (int i = 0; i < n; i++) ra.target_shape[i] = cJSON_GetArrayItem(ts, i)->valueint;
+        l = mm_layer_reshape(ra);
+        break;
+    }
+    case MM_SLICE:
+        l = mm_layer_slice((mm_slice_args){.begin = (int)get_num(c, "begin", 0), .size = (int)get_num(c, "size", 0),
+                                           .name = name});
         break;
     }
     if (!l) return mm_error(MM_ERR_NOMEM, "out of memory creating layer");

@@ -27,11 +27,14 @@ void mm_model_free(mm_model *m) {
     if (!m) return;
     for (int i = 0; i < m->n_layers; i++) free(m->layers[i]);
     free(m->layers);
+    free(m->tensors);
+    for (int i = 0; i < m->n_params; i++) free(m->params[i].rows.rows), free(m->params[i].rows.seen);
     free(m->params);
     free(m->weights);
     free(m->grads);
     free(m->state);
     mm_optimizer_free(m->opt);
+    free(m->dense_ranges);
     mm_run_free(&m->train);
     mm_run_free(&m->infer);
     for (int i = 0; i < m->n_labels; i++) free(m->labels[i]);
@@ -98,6 +101,8 @@ mm_status mm_model_init_weights(mm_model *m, uint64_t seed) {
         if (p->init == MM_INIT_GLOROT) {
             float limit = sqrtf(6.0f / (float)(p->fan_in + p->fan_out));
             for (size_t k = 0; k < p->size; k++) v[k] = (2 * mm_rng_uniform(&rng) - 1) * limit;
+        } else if (p->init == MM_INIT_UNIFORM_005) { /* Keras Embedding: RandomUniform(-0.05, 0.05) */
+            for (size_t k = 0; k < p->size; k++) v[k] = (2 * mm_rng_uniform(&rng) - 1) * 0.05f;
         } else {
             float c = p->init == MM_INIT_ONES ? 1.0f : 0.0f;
             for (size_t k = 0; k < p->size; k++) v[k] = c;
@@ -107,55 +112,106 @@ mm_status mm_model_init_weights(mm_model *m, uint64_t seed) {
     return MM_OK;
 }
 
-/* ---- layers ---- */
+/* ---- layers and tensors ---- */
 
-mm_status mm_add(mm_model *m, mm_layer *l) {
+static int new_tensor(mm_model *m, int ndim, const int *shape, int producer) {
+    if (m->n_tensors == m->cap_tensors) {
+        int cap = m->cap_tensors ? m->cap_tensors * 2 : 16;
+        mm_tensor_info *t = realloc(m->tensors, (size_t)cap * sizeof *t);
+        if (!t) return -1;
+        m->tensors = t;
+        m->cap_tensors = cap;
+    }
+    mm_tensor_info *t = &m->tensors[m->n_tensors];
+    memset(t, 0, sizeof *t);
+    t->ndim = ndim;
+    memcpy(t->shape, shape, (size_t)ndim * sizeof(int));
+    t->producer = producer;
+    return m->n_tensors++;
+}
+
+mm_model *mm_functional(const char *name) {
+    mm_model *m = mm_sequential();
+    if (!m) return NULL;
+    m->functional = 1;
+    snprintf(m->name, sizeof m->name, "%s", name && *name ? name : "functional");
+    return m;
+}
+
+int mm_input(mm_model *m, int ndim, const int *shape) {
+    if (!m) return -1;
+    if (m->n_tensors) {
+        mm_error(MM_ERR_ARG, "the model already has an input (one input per model)");
+        return -1;
+    }
+    if (ndim < 1 || ndim > MM_MAX_DIMS - 1) {
+        mm_error(MM_ERR_SHAPE, "input rank %d out of range 1..%d", ndim, MM_MAX_DIMS - 1);
+        return -1;
+    }
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] < 1) {
+            mm_error(MM_ERR_SHAPE, "input dimension %d is %d", i, shape[i]);
+            return -1;
+        }
+    if (!m->input_name[0]) snprintf(m->input_name, sizeof m->input_name, "input");
+    int t = new_tensor(m, ndim, shape, -1);
+    if (t < 0) mm_error(MM_ERR_NOMEM, "out of memory");
+    m->output = t;
+    return t;
+}
+
+static mm_status apply_layer(mm_model *m, mm_layer *l, int n_in, const int *ins, int *out_tensor) {
+    *out_tensor = -1;
     if (!m) {
         free(l);
-        return mm_error(MM_ERR_ARG, "mm_add: model is NULL");
+        return mm_error(MM_ERR_ARG, "mm_apply: model is NULL");
     }
-    if (!l) return mm_error(MM_ERR_NOMEM, "mm_add: layer is NULL (out of memory?)");
+    if (!l) {
+        return mm_error(MM_ERR_NOMEM, "mm_apply: layer is NULL (out of memory?)");
+    }
     if (m->compiled) {
         free(l);
         return mm_error(MM_ERR_STATE, "cannot add layers to a compiled model");
     }
-    int nd;
-    const int *in;
-    if (m->n_layers == 0) {
-        if (!l->input_ndim) {
-            free(l);
-            return mm_error(MM_ERR_SHAPE, "the first layer needs input_shape");
-        }
-        nd = l->input_ndim;
-        in = l->input_shape;
-    } else {
-        mm_layer *prev = m->layers[m->n_layers - 1];
-        nd = prev->out_ndim;
-        in = prev->out_shape;
-        if (l->input_ndim && (l->input_ndim != nd || memcmp(l->input_shape, in, (size_t)nd * sizeof(int)))) {
-            free(l);
-            return mm_error(MM_ERR_SHAPE, "layer %d: declared input_shape does not match the previous layer's output", m->n_layers);
-        }
+    if (n_in < 1 || n_in > MM_MAX_LAYER_INPUTS) {
+        free(l);
+        return mm_error(MM_ERR_ARG, "a layer takes 1..%d inputs, got %d", MM_MAX_LAYER_INPUTS, n_in);
     }
+    for (int i = 0; i < n_in; i++)
+        if (ins[i] < 0 || ins[i] >= m->n_tensors) {
+            free(l);
+            /* -1 means an earlier call failed: its message stands */
+            return ins[i] >= 0 ? mm_error(MM_ERR_ARG, "layer input %d is not a tensor of this model", ins[i]) : MM_ERR_ARG;
+        }
     if (!l->name[0]) {
-        /* Keras-style unique names: conv2d, conv2d_1, ... */
-        static const char *base[MM_LAYER_TYPES] = {"dense", "conv2d", "max_pooling2d", "average_pooling2d",
-                                                   "flatten", "dropout", "activation", "batch_normalization"};
         int count = 0;
         for (int i = 0; i < m->n_layers; i++)
             if (m->layers[i]->type == l->type) count++;
-        if (count) snprintf(l->name, sizeof l->name, "%s_%d", base[l->type], count);
-        else snprintf(l->name, sizeof l->name, "%s", base[l->type]);
+        if (count) snprintf(l->name, sizeof l->name, "%s_%d", mm_layer_base_name(l->type), count);
+        else snprintf(l->name, sizeof l->name, "%s", mm_layer_base_name(l->type));
     }
     for (int i = 0; i < m->n_layers; i++)
-        if (!strcmp(m->layers[i]->name, l->name)) {
+        if (!strcmp(m->layers[i]->name, l->name) || !strcmp(m->input_name, l->name)) {
             mm_status st = mm_error(MM_ERR_ARG, "duplicate layer name '%s'", l->name);
             free(l);
             return st;
         }
+    const mm_tensor_info *t0 = &m->tensors[ins[0]];
+    if (l->input_ndim && (l->input_ndim != t0->ndim || memcmp(l->input_shape, t0->shape, (size_t)t0->ndim * sizeof(int)))) {
+        mm_status st = mm_error(MM_ERR_SHAPE, "layer %s: declared input_shape does not match its input", l->name);
+        free(l);
+        return st;
+    }
+    int ndims[MM_MAX_LAYER_INPUTS], shapes[MM_MAX_LAYER_INPUTS][MM_MAX_DIMS];
+    l->n_in = n_in;
+    for (int i = 0; i < n_in; i++) {
+        l->in[i] = ins[i];
+        ndims[i] = m->tensors[ins[i]].ndim;
+        memcpy(shapes[i], m->tensors[ins[i]].shape, sizeof shapes[i]);
+    }
     int saved_params = m->n_params;
     size_t saved_w = m->n_weights, saved_s = m->n_state;
-    mm_status st = mm_layer_attach(m, l, nd, in);
+    mm_status st = mm_layer_attach(m, l, ndims, (const int(*)[MM_MAX_DIMS])shapes);
     if (st != MM_OK) {
         m->n_params = saved_params, m->n_weights = saved_w, m->n_state = saved_s;
         free(l);
@@ -171,21 +227,61 @@ mm_status mm_add(mm_model *m, mm_layer *l) {
         m->layers = ls;
         m->cap_layers = cap;
     }
+    int out = new_tensor(m, l->out_ndim, l->out_shape, m->n_layers);
+    if (out < 0) {
+        free(l);
+        return mm_error(MM_ERR_NOMEM, "out of memory adding layer");
+    }
+    l->out = out;
     m->layers[m->n_layers++] = l;
+    m->output = out;
+    *out_tensor = out;
+    return MM_OK;
+}
+
+int mm_apply(mm_model *m, mm_layer *l, int n_in, const int *ins) {
+    int out;
+    apply_layer(m, l, n_in, ins, &out);
+    return out;
+}
+
+mm_status mm_add(mm_model *m, mm_layer *l) {
+    if (!m) {
+        free(l);
+        return mm_error(MM_ERR_ARG, "mm_add: model is NULL");
+    }
+    if (!l) return mm_error(MM_ERR_NOMEM, "mm_add: layer is NULL (out of memory?)");
+    if (m->n_tensors == 0) {
+        if (!l->input_ndim) {
+            free(l);
+            return mm_error(MM_ERR_SHAPE, "the first layer needs input_shape");
+        }
+        if (mm_input(m, l->input_ndim, l->input_shape) < 0) {
+            free(l);
+            return MM_ERR_SHAPE;
+        }
+    }
+    int in = m->output, out;
+    return apply_layer(m, l, 1, &in, &out);
+}
+
+mm_status mm_set_output(mm_model *m, int tensor) {
+    if (!m || tensor < 0 || tensor >= m->n_tensors) return mm_error(MM_ERR_ARG, "mm_set_output: no such tensor %d", tensor);
+    if (m->compiled) return mm_error(MM_ERR_STATE, "mm_set_output: the model is compiled");
+    m->output = tensor;
     return MM_OK;
 }
 
 int mm_model_input_shape(const mm_model *m, int *shape) {
-    if (!m->n_layers) return 0;
-    memcpy(shape, m->layers[0]->in_shape, sizeof(int) * MM_MAX_DIMS);
-    return m->layers[0]->in_ndim;
+    if (!m->n_tensors) return 0;
+    memcpy(shape, m->tensors[0].shape, sizeof(int) * MM_MAX_DIMS);
+    return m->tensors[0].ndim;
 }
 
 int mm_model_output_shape(const mm_model *m, int *shape) {
-    if (!m->n_layers) return 0;
-    const mm_layer *l = m->layers[m->n_layers - 1];
-    memcpy(shape, l->out_shape, sizeof(int) * MM_MAX_DIMS);
-    return l->out_ndim;
+    if (!m->n_tensors) return 0;
+    memcpy(shape, m->tensors[m->output].shape, sizeof(int) * MM_MAX_DIMS);
+    return m->tensors[m->output].ndim;
 }
 
 /* ---- summary ---- */
@@ -243,24 +339,47 @@ mm_status mm_summary(const mm_model *m, char *buf, size_t size, long *params) {
 
 /* ---- architecture JSON ---- */
 
+/* Sequential models keep Keras's Sequential form. Functional ones add, per layer,
+ * "inbound": the names of the layers (or the input) it consumes, plus the input and output. */
+static const char *tensor_name(const mm_model *m, int t) {
+    return m->tensors[t].producer < 0 ? m->input_name : m->layers[m->tensors[t].producer]->name;
+}
+
 char *mm_model_to_json(const mm_model *m) {
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "class_name", "Sequential");
+    cJSON_AddStringToObject(j, "class_name", m->functional ? "Functional" : "Sequential");
     cJSON *c = cJSON_AddObjectToObject(j, "config");
     cJSON_AddStringToObject(c, "name", m->name);
+    if (m->functional && m->n_tensors) {
+        cJSON *in = cJSON_AddObjectToObject(c, "input");
+        cJSON_AddStringToObject(in, "name", m->input_name);
+        cJSON_AddItemToObject(in, "shape", cJSON_CreateIntArray(m->tensors[0].shape, m->tensors[0].ndim));
+    }
     cJSON *ls = cJSON_AddArrayToObject(c, "layers");
     for (int i = 0; i < m->n_layers; i++) {
-        cJSON *lj = mm_layer_to_json(m->layers[i]);
-        if (i == 0) {
-            cJSON *cfg = cJSON_GetObjectItemCaseSensitive(lj, "config");
-            cJSON_DeleteItemFromObject(cfg, "input_shape");
-            cJSON_AddItemToObject(cfg, "input_shape", cJSON_CreateIntArray(m->layers[0]->in_shape, m->layers[0]->in_ndim));
+        const mm_layer *l = m->layers[i];
+        cJSON *lj = mm_layer_to_json(l);
+        cJSON *cfg = cJSON_GetObjectItemCaseSensitive(lj, "config");
+        cJSON_DeleteItemFromObject(cfg, "input_shape");
+        if (!m->functional && i == 0)
+            cJSON_AddItemToObject(cfg, "input_shape", cJSON_CreateIntArray(m->tensors[0].shape, m->tensors[0].ndim));
+        if (m->functional) {
+            cJSON *inb = cJSON_AddArrayToObject(lj, "inbound");
+            for (int k = 0; k < l->n_in; k++) cJSON_AddItemToArray(inb, cJSON_CreateString(tensor_name(m, l->in[k])));
         }
         cJSON_AddItemToArray(ls, lj);
     }
+    if (m->functional && m->n_tensors) cJSON_AddStringToObject(c, "output", tensor_name(m, m->output));
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return s;
+}
+
+static int find_tensor(const mm_model *m, const char *name) {
+    if (!strcmp(name, m->input_name)) return 0;
+    for (int i = 0; i < m->n_layers; i++)
+        if (!strcmp(m->layers[i]->name, name)) return m->layers[i]->out;
+    return -1;
 }
 
 mm_status mm_model_from_json(const char *json, mm_model **out) {
@@ -271,27 +390,59 @@ mm_status mm_model_from_json(const char *json, mm_model **out) {
     const cJSON *cls = cJSON_GetObjectItemCaseSensitive(j, "class_name");
     const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(j, "config");
     const cJSON *layers = cJSON_GetObjectItemCaseSensitive(cfg, "layers");
-    if (!cJSON_IsString(cls) || strcmp(cls->valuestring, "Sequential") || !cJSON_IsArray(layers)) {
+    int functional = cJSON_IsString(cls) && !strcmp(cls->valuestring, "Functional");
+    if (!cJSON_IsString(cls) || (!functional && strcmp(cls->valuestring, "Sequential")) || !cJSON_IsArray(layers)) {
         cJSON_Delete(j);
-        return mm_error(MM_ERR_FORMAT, "architecture: expected {\"class_name\": \"Sequential\", \"config\": {\"layers\": [...]}}");
+        return mm_error(MM_ERR_FORMAT, "architecture: expected {\"class_name\": \"Sequential\" or \"Functional\", \"config\": {\"layers\": [...]}}");
     }
     if (cJSON_GetArraySize(layers) == 0) {
         cJSON_Delete(j);
         return mm_error(MM_ERR_FORMAT, "architecture: no layers");
     }
-    mm_model *m = mm_sequential();
+    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(cfg, "name");
+    mm_model *m = functional ? mm_functional(cJSON_IsString(nm) ? nm->valuestring : NULL) : mm_sequential();
     if (!m) {
         cJSON_Delete(j);
         return mm_error(MM_ERR_NOMEM, "out of memory");
     }
-    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(cfg, "name");
-    if (cJSON_IsString(nm)) snprintf(m->name, sizeof m->name, "%s", nm->valuestring);
+    if (!functional && cJSON_IsString(nm)) snprintf(m->name, sizeof m->name, "%s", nm->valuestring);
+    if (functional) {
+        const cJSON *in = cJSON_GetObjectItemCaseSensitive(cfg, "input");
+        const cJSON *iname = cJSON_GetObjectItemCaseSensitive(in, "name"), *ishape = cJSON_GetObjectItemCaseSensitive(in, "shape");
+        int shape[MM_MAX_DIMS] = {0}, nd = cJSON_GetArraySize(ishape);
+        if (!cJSON_IsArray(ishape) || nd < 1 || nd > MM_MAX_DIMS - 1) {
+            st = mm_error(MM_ERR_FORMAT, "architecture: Functional model needs \"input\": {\"shape\": [...]}");
+        } else {
+            for (int i = 0; i < nd; i++) shape[i] = cJSON_GetArrayItem(ishape, i)->valueint;
+            if (cJSON_IsString(iname)) snprintf(m->input_name, sizeof m->input_name, "%s", iname->valuestring);
+            if (mm_input(m, nd, shape) < 0) st = MM_ERR_FORMAT;
+        }
+    }
     const cJSON *lj;
     int idx = 0;
     cJSON_ArrayForEach(lj, layers) {
+        if (st != MM_OK) break;
         mm_layer *l;
         st = mm_layer_from_json(lj, &l);
-        if (st == MM_OK) st = mm_add(m, l);
+        if (st == MM_OK && functional) {
+            const cJSON *inb = cJSON_GetObjectItemCaseSensitive(lj, "inbound");
+            int ins[MM_MAX_LAYER_INPUTS], n = cJSON_GetArraySize(inb), t;
+            if (!cJSON_IsArray(inb) || n < 1 || n > MM_MAX_LAYER_INPUTS) {
+                free(l);
+                st = mm_error(MM_ERR_FORMAT, "layer needs \"inbound\": [names of 1..%d earlier layers]", MM_MAX_LAYER_INPUTS);
+            } else {
+                for (int i = 0; i < n && st == MM_OK; i++) {
+                    const cJSON *x = cJSON_GetArrayItem(inb, i);
+                    ins[i] = cJSON_IsString(x) ? find_tensor(m, x->valuestring) : -1;
+                    if (ins[i] < 0) st = mm_error(MM_ERR_FORMAT, "inbound '%s' is not an earlier layer or the input",
+                                                  cJSON_IsString(x) ? x->valuestring : "?");
+                }
+                if (st == MM_OK) st = apply_layer(m, l, n, ins, &t);
+                else free(l);
+            }
+        } else if (st == MM_OK) {
+            st = mm_add(m, l);
+        }
         if (st != MM_OK) {
             char msg[1024];
             snprintf(msg, sizeof msg, "%s", mm_errmsg());
@@ -299,6 +450,12 @@ mm_status mm_model_from_json(const char *json, mm_model **out) {
             break;
         }
         idx++;
+    }
+    if (st == MM_OK && functional) {
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(cfg, "output");
+        int t = cJSON_IsString(o) ? find_tensor(m, o->valuestring) : -1;
+        if (cJSON_IsString(o) && t < 0) st = mm_error(MM_ERR_FORMAT, "architecture: output '%s' is not a layer", o->valuestring);
+        else if (t >= 0) m->output = t;
     }
     cJSON_Delete(j);
     if (st != MM_OK) {
@@ -375,6 +532,28 @@ mm_status mm_compile_with(mm_model *m, const mm_compile_args *a) {
         shape[nd - 1] < 2)
         return mm_error(MM_ERR_SHAPE, "%s needs at least 2 output units, the model has %d", m->loss_name, shape[nd - 1]);
     if (!m->weights_ready) mm_model_init_weights(m, 0);
+    /* Dense parameters are updated as contiguous ranges; sparse ones (embedding tables) get a
+     * rowset listing the rows each step touched. */
+    free(m->dense_ranges);
+    m->dense_ranges = malloc(2 * sizeof(size_t) * (size_t)(m->n_params + 1));
+    if (!m->dense_ranges) return mm_error(MM_ERR_NOMEM, "out of memory");
+    m->n_dense_ranges = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        mm_param *p = &m->params[i];
+        if (!p->trainable) continue;
+        if (p->sparse) {
+            if (!p->rows.rows) {
+                p->rows.rows = malloc((size_t)p->shape[0] * sizeof(int));
+                p->rows.seen = calloc((size_t)p->shape[0], 1);
+                if (!p->rows.rows || !p->rows.seen) return mm_error(MM_ERR_NOMEM, "out of memory for %s", p->name);
+                p->rows.cap = p->shape[0];
+            }
+            continue;
+        }
+        size_t *r = m->dense_ranges + 2 * m->n_dense_ranges;
+        if (m->n_dense_ranges && r[-1] == p->offset) r[-1] = p->offset + p->size; /* extend */
+        else r[0] = p->offset, r[1] = p->offset + p->size, m->n_dense_ranges++;
+    }
     mm_run_free(&m->train);
     mm_run_free(&m->infer);
     m->compiled = 1;
@@ -424,6 +603,55 @@ mm_status mm_compile_from_json(mm_model *m, const cJSON *j) {
     return st;
 }
 
+/* ---- optimizer step ---- */
+
+void mm_model_apply_gradients(mm_model *m) {
+    mm_optimizer *o = m->opt;
+    if (o->global_clipnorm > 0) {
+        double ss = 0;
+        for (int r = 0; r < m->n_dense_ranges; r++)
+            for (size_t i = m->dense_ranges[2 * r]; i < m->dense_ranges[2 * r + 1]; i++) ss += (double)m->grads[i] * m->grads[i];
+        for (int i = 0; i < m->n_params; i++) {
+            mm_param *p = &m->params[i];
+            if (!p->sparse || !p->trainable) continue;
+            size_t d = p->size / (size_t)p->shape[0];
+            for (int k = 0; k < p->rows.n; k++)
+                for (size_t j = 0; j < d; j++) {
+                    float v = m->grads[p->offset + (size_t)p->rows.rows[k] * d + j];
+                    ss += (double)v * v;
+                }
+        }
+        for (int r = 0; r < m->n_dense_ranges; r++)
+            mm_optimizer_clip(o, m->grads, m->dense_ranges[2 * r], m->dense_ranges[2 * r + 1], ss);
+        for (int i = 0; i < m->n_params; i++) {
+            mm_param *p = &m->params[i];
+            if (!p->sparse || !p->trainable) continue;
+            size_t d = p->size / (size_t)p->shape[0];
+            for (int k = 0; k < p->rows.n; k++) {
+                size_t b = p->offset + (size_t)p->rows.rows[k] * d;
+                mm_optimizer_clip(o, m->grads, b, b + d, ss);
+            }
+        }
+    }
+    mm_optimizer_begin_step(o);
+    for (int r = 0; r < m->n_dense_ranges; r++)
+        mm_optimizer_update(o, m->weights, m->grads, m->dense_ranges[2 * r], m->dense_ranges[2 * r + 1]);
+    /* Sparse tables: update only the rows this step touched (lazy Adam: untouched rows keep
+     * their moments), then restore the all-zero gradient the embedding op accumulates into. */
+    for (int i = 0; i < m->n_params; i++) {
+        mm_param *p = &m->params[i];
+        if (!p->sparse || !p->trainable) continue;
+        size_t d = p->size / (size_t)p->shape[0];
+        for (int k = 0; k < p->rows.n; k++) {
+            size_t b = p->offset + (size_t)p->rows.rows[k] * d;
+            mm_optimizer_update(o, m->weights, m->grads, b, b + d);
+            memset(m->grads + b, 0, d * sizeof(float));
+            p->rows.seen[p->rows.rows[k]] = 0;
+        }
+        p->rows.n = 0;
+    }
+}
+
 /* ---- graphs ---- */
 
 mm_status mm_model_build_run(mm_model *m, mm_run *r, int batch, int training) {
@@ -436,18 +664,34 @@ mm_status mm_model_build_run(mm_model *m, mm_run *r, int batch, int training) {
     shape[0] = batch;
     int nd = mm_model_input_shape(m, shape + 1);
     r->x = mm_graph_input(g, "x", nd + 1, shape, 1);
-    mm_node *h = r->x, *logits = NULL, *reg = NULL;
-    for (int i = 0; i < m->n_layers && h; i++) {
-        mm_node *layer_reg;
-        mm_layer *next = i + 1 < m->n_layers ? m->layers[i + 1] : NULL;
-        if (!getenv("MEDIAML_NO_FUSION") && mm_layers_fuse_conv_pool(m->layers[i], next)) {
-            h = logits = mm_layer_build_conv_pool(m, m->layers[i], next, g, h, training, &layer_reg);
+    /* node[t] / pre[t]: graph node of model tensor t and its pre-activation (for fused losses) */
+    mm_node **node = calloc((size_t)m->n_tensors * 2, sizeof(mm_node *));
+    if (!node) {
+        mm_run_free(r);
+        return mm_error(MM_ERR_NOMEM, "out of memory");
+    }
+    mm_node **pre = node + m->n_tensors, *reg = NULL;
+    node[0] = pre[0] = r->x;
+    int ok = r->x != NULL;
+    for (int i = 0; i < m->n_layers && ok; i++) {
+        mm_layer *l = m->layers[i], *next = i + 1 < m->n_layers ? m->layers[i + 1] : NULL;
+        mm_node *xs[MM_MAX_LAYER_INPUTS], *layer_reg = NULL, *y;
+        for (int k = 0; k < l->n_in; k++) xs[k] = node[l->in[k]];
+        int uses = 0; /* consumers of this layer's output */
+        for (int k = i + 1; k < m->n_layers; k++)
+            for (int q = 0; q < m->layers[k]->n_in; q++) uses += m->layers[k]->in[q] == l->out;
+        if (next && next->in[0] == l->out && uses == 1 && l->out != m->output && !getenv("MEDIAML_NO_FUSION") &&
+            mm_layers_fuse_conv_pool(l, next)) {
+            y = pre[next->out] = node[next->out] = mm_layer_build_conv_pool(m, l, next, g, xs[0], training, &layer_reg);
             i++;
         } else {
-            h = mm_layer_build(m, m->layers[i], g, h, training, &logits, &layer_reg);
+            y = node[l->out] = mm_layer_build(m, l, g, xs, training, &pre[l->out], &layer_reg);
         }
         if (layer_reg) reg = reg ? mm_g_add(g, reg, layer_reg) : layer_reg;
+        ok = y != NULL && (!layer_reg || reg);
     }
+    mm_node *h = ok ? node[m->output] : NULL, *logits = ok ? pre[m->output] : NULL;
+    free(node);
     if (!h) {
         mm_run_free(r);
         return mm_error(MM_ERR_SHAPE, "building the model graph failed: %s", mm_errmsg());
@@ -456,8 +700,8 @@ mm_status mm_model_build_run(mm_model *m, mm_run *r, int batch, int training) {
     h->keep = 1;
     if (m->compiled) {
         int od = mm_model_output_shape(m, shape + 1);
-        const mm_layer *last = m->layers[m->n_layers - 1];
-        const char *act = last->activation;
+        int producer = m->tensors[m->output].producer;
+        const char *act = producer >= 0 ? m->layers[producer]->activation : "linear";
         if (m->sparse_labels) r->y = mm_graph_input(g, "y", 1, shape, 1);
         else r->y = mm_graph_input(g, "y", od + 1, shape, 1);
         r->y->keep = 1; /* metrics read the labels after the run */

@@ -18,10 +18,18 @@ enum mm_layer_type {
     MM_DROPOUT,
     MM_ACTIVATION,
     MM_BATCHNORM,
+    MM_EMBEDDING,
+    MM_ADD,
+    MM_MULTIPLY,
+    MM_CONCATENATE,
+    MM_DOT,
+    MM_RESHAPE,
+    MM_SLICE,
     MM_LAYER_TYPES
 };
 
 #define MM_MAX_LAYER_PARAMS 4
+#define MM_MAX_LAYER_INPUTS 4
 
 struct mm_layer {
     int type;
@@ -36,9 +44,15 @@ struct mm_layer {
     float l1, l2;         /* kernel_regularizer */
     float rate;           /* dropout */
     float momentum, epsilon;
+    int input_dim;        /* Embedding rows (units holds output_dim) */
+    int axis;             /* Concatenate */
+    int begin, size;      /* Slice: last-axis range */
+    int target_ndim, target_shape[MM_MAX_DIMS]; /* Reshape */
     int input_ndim;       /* declared input_shape, if any */
     int input_shape[MM_MAX_DIMS];
-    /* derived when added to a model (shapes exclude the batch) */
+    /* wiring: model tensors consumed and produced (tensor 0 is the model input) */
+    int n_in, in[MM_MAX_LAYER_INPUTS], out;
+    /* derived when added to a model (shapes exclude the batch; in_* is the first input's) */
     int in_ndim, in_shape[MM_MAX_DIMS];
     int out_ndim, out_shape[MM_MAX_DIMS];
     int n_params;
@@ -52,9 +66,17 @@ typedef struct mm_param {
     int trainable;
     int init;             /* MM_INIT_* */
     int fan_in, fan_out;
+    int sparse;           /* row-sparse gradients (embedding tables) */
+    mm_rowset rows;       /* rows touched this step, when sparse */
 } mm_param;
 
-enum { MM_INIT_GLOROT, MM_INIT_ZEROS, MM_INIT_ONES };
+enum { MM_INIT_GLOROT, MM_INIT_ZEROS, MM_INIT_ONES, MM_INIT_UNIFORM_005 };
+
+/* A value flowing between layers: the model input or a layer's output. */
+typedef struct mm_tensor_info {
+    int ndim, shape[MM_MAX_DIMS];
+    int producer;         /* layer index, -1 for the model input */
+} mm_tensor_info;
 
 /* A compiled graph with the nodes the model reads and writes. */
 typedef struct mm_run {
@@ -66,6 +88,11 @@ typedef struct mm_run {
 struct mm_model {
     int n_layers, cap_layers;
     mm_layer **layers;
+    int functional;       /* built with mm_functional/mm_apply (else sequential) */
+    int n_tensors, cap_tensors;
+    mm_tensor_info *tensors;
+    int output;           /* tensor the model outputs */
+    char input_name[48];
     int n_params, cap_params;
     mm_param *params;
     size_t n_weights, n_state;
@@ -76,6 +103,8 @@ struct mm_model {
     mm_compile_args cfg;
     char optimizer_name[16], loss_name[48], metrics_name[24], schedule_name[16];
     mm_optimizer *opt;
+    int n_dense_ranges;   /* [begin, end) pairs of weights updated whole each step */
+    size_t *dense_ranges;
     int sparse_labels;    /* loss takes class indices */
     mm_run train, infer;
 
@@ -90,12 +119,15 @@ struct mm_model {
 
 /* Layers */
 const char *mm_layer_class_name(int type);
-/* Derives the layer's output shape from its input shape and registers its parameters. */
-mm_status mm_layer_attach(mm_model *m, mm_layer *l, int in_ndim, const int *in_shape);
-/* Composes the layer's ops. *logits receives the pre-activation node when the layer ends
- * with an activation (for fused losses), else the output. */
-mm_node *mm_layer_build(mm_model *m, mm_layer *l, mm_graph *g, mm_node *x, int training,
+/* Derives the layer's output shape from its inputs' shapes (l->n_in of them) and registers
+ * its parameters. */
+mm_status mm_layer_attach(mm_model *m, mm_layer *l, const int *ndims, const int (*shapes)[MM_MAX_DIMS]);
+/* Composes the layer's ops on its input nodes. *logits receives the pre-activation node when
+ * the layer ends with an activation (for fused losses), else the output. */
+mm_node *mm_layer_build(mm_model *m, mm_layer *l, mm_graph *g, mm_node **xs, int training,
                         mm_node **logits, mm_node **reg_loss);
+int mm_layer_is_merge(int type);
+const char *mm_layer_base_name(int type);
 int mm_layers_fuse_conv_pool(const mm_layer *conv, const mm_layer *pool);
 mm_node *mm_layer_build_conv_pool(mm_model *m, mm_layer *conv, mm_layer *pool, mm_graph *g, mm_node *x,
                                   int training, mm_node **reg_loss);
@@ -105,6 +137,8 @@ mm_status mm_layer_from_json(const cJSON *j, mm_layer **out);
 /* Parameters */
 int mm_model_add_param(mm_model *m, const char *layer, const char *name, int ndim, const int *shape,
                        int trainable, int init, int fan_in, int fan_out);
+/* One optimizer step over all parameters: dense ones whole, sparse ones by touched rows. */
+void mm_model_apply_gradients(mm_model *m);
 float *mm_param_value(mm_model *m, int i);
 float *mm_param_grad(mm_model *m, int i);
 

@@ -57,6 +57,12 @@ mm_node *mm_g_avgpool2d(mm_graph *g, mm_node *x, int pool_h, int pool_w, int str
 mm_node *mm_g_reshape(mm_graph *g, mm_node *x, int ndim, const int *shape);
 mm_node *mm_g_flatten(mm_graph *g, mm_node *x);
 
+/* Rows of table [V, D] picked by ids (float indices, any shape) -> [...ids shape, D]. An id
+ * outside 0..V-1 fails the run (mm_graph_fail) and yields NaN rows. */
+mm_node *mm_g_embedding(mm_graph *g, mm_node *ids, mm_node *table);
+/* x[..., begin:begin+size] */
+mm_node *mm_g_slice(mm_graph *g, mm_node *x, int begin, int size);
+
 /* Inverted dropout (scale by 1/(1-rate) in training, identity in inference). The mask
  * depends only on (node seed, graph step, element index): deterministic for any thread
  * count. */

@@ -15,6 +15,7 @@ typedef struct mm_optimizer {
     size_t n;
     float *slot1, *slot2; /* adam/adamw: m, v; sgd: velocity; rmsprop: mean square, momentum */
     long step;            /* updates applied so far */
+    float cur_lr, cur_alpha; /* this step's rate and Adam step size (mm_optimizer_begin_step) */
 } mm_optimizer;
 
 /* Fills Keras defaults for zero fields and allocates state for n weights. */
@@ -22,8 +23,15 @@ mm_status mm_optimizer_new(const mm_compile_args *a, size_t n, mm_optimizer **ou
 void mm_optimizer_free(mm_optimizer *o);
 /* Learning rate used for update number step (0-based), after warm-up and schedule. */
 float mm_optimizer_lr(const mm_optimizer *o, long step);
-/* Clips g to the global norm (if set) and applies one update to w. */
+/* Clips g to the global norm (if set) and applies one update to all of w. */
 void mm_optimizer_step(mm_optimizer *o, float *w, float *g);
+/* The same in parts, for updates that skip untouched rows: begin_step once, then update any
+ * ranges [begin, end) of w/g (state slots at the same offsets). */
+void mm_optimizer_begin_step(mm_optimizer *o);
+void mm_optimizer_update(mm_optimizer *o, float *w, float *g, size_t begin, size_t end);
+/* Scales g[begin, end) so that a gradient whose squares sum to sum_squares has at most the
+ * clip norm (call per range with the global sum). */
+void mm_optimizer_clip(const mm_optimizer *o, float *g, size_t begin, size_t end, double sum_squares);
 /* Number of state slots (arrays of n floats) and their names, for checkpoints. */
 int mm_optimizer_slots(const mm_optimizer *o, float **slots, const char **names);
 const char *mm_optimizer_name(const mm_optimizer *o);

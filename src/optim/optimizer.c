@@ -98,42 +98,42 @@ int mm_optimizer_slots(const mm_optimizer *o, float **slots, const char **names)
     }
 }
 
-void mm_optimizer_step(mm_optimizer *o, float *w, float *g) {
-    const size_t n = o->n;
-    if (o->global_clipnorm > 0) {
-        double ss = 0;
-        for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
-        double norm = sqrt(ss);
-        if (norm > o->global_clipnorm) {
-            float s = (float)(o->global_clipnorm / norm);
-            for (size_t i = 0; i < n; i++) g[i] *= s;
-        }
-    }
-    const float lr = mm_optimizer_lr(o, o->step);
+void mm_optimizer_begin_step(mm_optimizer *o) {
+    o->cur_lr = mm_optimizer_lr(o, o->step);
     o->step++;
+    const double t = (double)o->step;
+    /* Keras folds Adam's bias corrections into the step size ("epsilon hat" form). */
+    o->cur_alpha = (float)(o->cur_lr * sqrt(1 - pow(o->beta_2, t)) / (1 - pow(o->beta_1, t)));
+}
+
+void mm_optimizer_update(mm_optimizer *o, float *w, float *g, size_t begin, size_t end) {
+    const float lr = o->cur_lr;
     float *m = o->slot1, *v = o->slot2;
+    const long n = (long)(end - begin);
+    w += begin, g += begin, m += begin, v += begin;
+    /* Element-wise, so splitting across threads does not change the result. */
+    const int nt = n > 32768 ? mm_get_threads() : 1;
     switch (o->kind) {
     case MM_OPT_SGD:
         if (o->momentum == 0) {
-            for (size_t i = 0; i < n; i++) w[i] -= lr * g[i];
+#pragma omp parallel for simd num_threads(nt) schedule(static)
+            for (long i = 0; i < n; i++) w[i] -= lr * g[i];
         } else {
             const float mu = o->momentum;
-            for (size_t i = 0; i < n; i++) {
+            const int nesterov = o->nesterov;
+#pragma omp parallel for simd num_threads(nt) schedule(static)
+            for (long i = 0; i < n; i++) {
                 m[i] = mu * m[i] - lr * g[i];
-                w[i] += o->nesterov ? mu * m[i] - lr * g[i] : m[i];
+                w[i] += nesterov ? mu * m[i] - lr * g[i] : m[i];
             }
         }
         break;
     case MM_OPT_ADAMW:
     case MM_OPT_ADAM: {
-        const float b1 = o->beta_1, b2 = o->beta_2, eps = o->epsilon;
-        const double t = (double)o->step;
-        /* Keras folds the bias corrections into the step size ("epsilon hat" form). */
-        const float alpha = (float)(lr * sqrt(1 - pow(b2, t)) / (1 - pow(b1, t)));
+        const float b1 = o->beta_1, b2 = o->beta_2, eps = o->epsilon, alpha = o->cur_alpha;
         const float decay = o->kind == MM_OPT_ADAMW ? lr * o->weight_decay : 0.0f;
-        /* Element-wise, so splitting across threads does not change the result. */
-#pragma omp parallel for simd num_threads(mm_get_threads()) schedule(static) if (n > 32768)
-        for (size_t i = 0; i < n; i++) {
+#pragma omp parallel for simd num_threads(nt) schedule(static)
+        for (long i = 0; i < n; i++) {
             w[i] -= decay * w[i];
             m[i] += (g[i] - m[i]) * (1 - b1);
             v[i] += (g[i] * g[i] - v[i]) * (1 - b2);
@@ -143,7 +143,8 @@ void mm_optimizer_step(mm_optimizer *o, float *w, float *g) {
     }
     case MM_OPT_RMSPROP: {
         const float rho = o->rho, eps = o->epsilon, mu = o->momentum;
-        for (size_t i = 0; i < n; i++) {
+#pragma omp parallel for simd num_threads(nt) schedule(static)
+        for (long i = 0; i < n; i++) {
             m[i] = rho * m[i] + (1 - rho) * g[i] * g[i];
             float step = lr * g[i] / sqrtf(m[i] + eps); /* Keras: epsilon inside the root */
             if (mu > 0) {
@@ -156,4 +157,21 @@ void mm_optimizer_step(mm_optimizer *o, float *w, float *g) {
         break;
     }
     }
+}
+
+void mm_optimizer_step(mm_optimizer *o, float *w, float *g) {
+    if (o->global_clipnorm > 0) {
+        double ss = 0;
+        for (size_t i = 0; i < o->n; i++) ss += (double)g[i] * g[i];
+        mm_optimizer_clip(o, g, 0, o->n, ss);
+    }
+    mm_optimizer_begin_step(o);
+    mm_optimizer_update(o, w, g, 0, o->n);
+}
+
+void mm_optimizer_clip(const mm_optimizer *o, float *g, size_t begin, size_t end, double sum_squares) {
+    double norm = sqrt(sum_squares);
+    if (o->global_clipnorm <= 0 || norm <= o->global_clipnorm) return;
+    float s = (float)(o->global_clipnorm / norm);
+    for (size_t i = begin; i < end; i++) g[i] *= s;
 }

@@ -208,9 +208,9 @@ mm_status rec_mae(const float *pred, const float *target, size_t n, double *out)
 
 /* NCF sampled ranking: one case per test interaction (user, held-out item) plus n_neg
  * negatives, items the user has no interaction with in train or test, drawn uniformly
- * without replacement. The draws for a user depend only on (seed, original user id, the
- * user's interaction set), so they are deterministic and independent of the order of test
- * cases. */
+ * without replacement (splitmix64). The draws of a case depend only on (seed, original
+ * user id, original held-out item id, the user's interaction set and the item index), so
+ * they are deterministic and independent of the order of the test cases. */
 typedef struct rec_ncf_cases {
     int n;          /* number of cases */
     int n_neg;

@@ -356,6 +356,11 @@ mm_preprocess mm_model_get_preprocess(const mm_model *m);
 mm_status mm_model_set_labels(mm_model *m, int n, const char *const *labels);
 const char *mm_model_label(const mm_model *m, int i);
 
+/* Application metadata stored in the model file (string key -> string value, e.g. JSON):
+ * id maps, vocabularies, the data set a model was trained on. Setting NULL removes a key. */
+mm_status mm_model_set_metadata(mm_model *m, const char *key, const char *value);
+const char *mm_model_get_metadata(const mm_model *m, const char *key);
+
 /* ------------------------------------------------------------------ model files */
 
 /* Saves weights, architecture, preprocessing and training config as safetensors, atomically

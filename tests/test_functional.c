@@ -98,11 +98,17 @@ static void test_matrix_factorization(void) {
     /* model file round trip: functional architecture, embeddings, predictions identical */
     char path[64];
     snprintf(path, sizeof path, "/tmp/mm_test_mf_%d.safetensors", (int)getpid());
+    CHECK_OK(mm_model_set_metadata(m, "ids", "{\"users\":[1,2,3]}"));
+    CHECK_OK(mm_model_set_metadata(m, "tmp", "x"));
+    CHECK_OK(mm_model_set_metadata(m, "tmp", NULL));
     CHECK_OK(mm_model_save(m, path, 1));
     mm_model *l = NULL;
     CHECK_OK(mm_model_load(path, &l));
     unlink(path);
     if (l) {
+        const char *ids = mm_model_get_metadata(l, "ids");
+        CHECK(ids && !strcmp(ids, "{\"users\":[1,2,3]}"), "metadata lost: %s", ids ? ids : "(none)");
+        CHECK(mm_model_get_metadata(l, "tmp") == NULL, "removed metadata came back");
         mm_array a, b;
         CHECK_OK(mm_predict(m, &test.x, 64, &a));
         CHECK_OK(mm_predict(l, &test.x, 64, &b));

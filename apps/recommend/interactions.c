@@ -316,8 +316,9 @@ mm_status rec_load_interactions(const char *path, const rec_load_options *opt, r
         int64_t uid = 0, iid = 0, ts = 0;
         double r;
         const char *bad;
-        if ((bad = id_field_check(parse_int64(fl[0], &uid), uid, "user", why, sizeof why)) ||
-            (bad = id_field_check(parse_int64(fl[1], &iid), iid, "item", why, sizeof why))) {
+        int rcu = parse_int64(fl[0], &uid), rci = parse_int64(fl[1], &iid);
+        if ((bad = id_field_check(rcu, uid, "user", why, sizeof why)) ||
+            (bad = id_field_check(rci, iid, "item", why, sizeof why))) {
             st = mm_error(MM_ERR_FORMAT, "%s:%ld: %s", path, lineno, bad);
             goto fail_line;
         }

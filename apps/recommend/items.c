@@ -361,7 +361,7 @@ static mm_status load_u_item(const char *path, char *text, items_builder *b) {
         return MM_OK;
     }
     for (int g = 0; g < nflags; g++) {
-        char name[16];
+        char name[24];
         const char *s = name;
         if (nflags == 19) s = ml100k_genres[g];
         else snprintf(name, sizeof name, "genre%d", g);

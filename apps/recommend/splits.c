@@ -20,16 +20,11 @@ mm_status rec_split_leave_one_out(const rec_interactions *all, rec_interactions 
         return mm_error(MM_ERR_NOMEM, "leave-one-out: out of memory");
     }
     for (int u = 0; u < nu; u++) best[u] = -1;
-    const int64_t *oi = all->items.orig;
     for (size_t i = 0; i < all->n; i++) {
         int u = all->user[i];
         count[u]++;
-        long b = best[u];
-        /* replace on (timestamp, original item id) >= best: ties go to the larger item id,
-         * then to the later line */
-        if (b < 0 || all->timestamp[i] > all->timestamp[b] ||
-            (all->timestamp[i] == all->timestamp[b] && oi[all->item[i]] >= oi[all->item[b]]))
-            best[u] = (long)i;
+        /* replace on timestamp >= best: ties go to the later line */
+        if (best[u] < 0 || all->timestamp[i] >= all->timestamp[best[u]]) best[u] = (long)i;
     }
     size_t ntest = 0;
     for (int u = 0; u < nu; u++) {

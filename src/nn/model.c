@@ -39,6 +39,9 @@ void mm_model_free(mm_model *m) {
     mm_run_free(&m->infer);
     for (int i = 0; i < m->n_labels; i++) free(m->labels[i]);
     free(m->labels);
+    for (int i = 0; i < m->n_meta; i++) free(m->meta_keys[i]), free(m->meta_values[i]);
+    free(m->meta_keys);
+    free(m->meta_values);
     free(m);
 }
 
@@ -485,6 +488,44 @@ mm_status mm_model_set_labels(mm_model *m, int n, const char *const *labels) {
         m->n_labels++;
     }
     return MM_OK;
+}
+
+mm_status mm_model_set_metadata(mm_model *m, const char *key, const char *value) {
+    if (!m || !key || !*key) return mm_error(MM_ERR_ARG, "mm_model_set_metadata: bad arguments");
+    for (int i = 0; i < m->n_meta; i++)
+        if (!strcmp(m->meta_keys[i], key)) {
+            free(m->meta_values[i]);
+            if (value) {
+                m->meta_values[i] = strdup(value);
+                return m->meta_values[i] ? MM_OK : mm_error(MM_ERR_NOMEM, "out of memory");
+            }
+            free(m->meta_keys[i]);
+            m->n_meta--;
+            m->meta_keys[i] = m->meta_keys[m->n_meta];
+            m->meta_values[i] = m->meta_values[m->n_meta];
+            return MM_OK;
+        }
+    if (!value) return MM_OK;
+    char **k = realloc(m->meta_keys, (size_t)(m->n_meta + 1) * sizeof *k);
+    if (!k) return mm_error(MM_ERR_NOMEM, "out of memory");
+    m->meta_keys = k;
+    char **v = realloc(m->meta_values, (size_t)(m->n_meta + 1) * sizeof *v);
+    if (!v) return mm_error(MM_ERR_NOMEM, "out of memory");
+    m->meta_values = v;
+    k[m->n_meta] = strdup(key);
+    v[m->n_meta] = strdup(value);
+    if (!k[m->n_meta] || !v[m->n_meta]) {
+        free(k[m->n_meta]), free(v[m->n_meta]);
+        return mm_error(MM_ERR_NOMEM, "out of memory");
+    }
+    m->n_meta++;
+    return MM_OK;
+}
+
+const char *mm_model_get_metadata(const mm_model *m, const char *key) {
+    for (int i = 0; m && key && i < m->n_meta; i++)
+        if (!strcmp(m->meta_keys[i], key)) return m->meta_values[i];
+    return NULL;
 }
 
 const char *mm_model_label(const mm_model *m, int i) {

@@ -111,6 +111,8 @@ struct mm_model {
     mm_preprocess pre;
     int n_labels;
     char **labels;
+    int n_meta;           /* application metadata (mm_model_set_metadata) */
+    char **meta_keys, **meta_values;
     int epochs_done;
     long step;
     uint64_t seed;        /* fit seed, stored so a resumed run reshuffles the same way */

@@ -66,11 +66,30 @@ mm_status mm_model_save(mm_model *m, const char *path, int with_optimizer) {
         train = cJSON_PrintUnformatted(tj);
         cJSON_Delete(tj);
     }
-    char *keys[6] = {"format", "version", "architecture", "preprocessing", "labels", "training"};
-    char *vals[6] = {FORMAT_NAME, MM_VERSION, arch, pre, labels, train};
-    mm_st_file f = {.n = nt, .tensors = ts, .n_meta = train ? 6 : 5, .meta_keys = keys, .meta_values = vals};
-    mm_status st = (arch && pre && labels && (train || !m->compiled)) ? mm_st_write(path, &f)
-                                                                      : mm_error(MM_ERR_NOMEM, "out of memory");
+    /* Application metadata goes under "app." keys so it can never clash with ours. */
+    int nk = 6 + m->n_meta;
+    char **keys = calloc((size_t)nk, sizeof *keys), **vals = calloc((size_t)nk, sizeof *vals);
+    char *fixed_keys[6] = {"format", "version", "architecture", "preprocessing", "labels", "training"};
+    char *fixed_vals[6] = {FORMAT_NAME, MM_VERSION, arch, pre, labels, train};
+    int k = 0, ok = keys && vals;
+    for (int i = 0; ok && i < 6; i++)
+        if (fixed_vals[i]) keys[k] = fixed_keys[i], vals[k++] = fixed_vals[i];
+    for (int i = 0; ok && i < m->n_meta; i++) {
+        size_t len = strlen(m->meta_keys[i]) + 5;
+        keys[k] = malloc(len);
+        if (!keys[k]) {
+            ok = 0;
+            break;
+        }
+        snprintf(keys[k], len, "app.%s", m->meta_keys[i]);
+        vals[k++] = m->meta_values[i];
+    }
+    mm_st_file f = {.n = nt, .tensors = ts, .n_meta = k, .meta_keys = keys, .meta_values = vals};
+    mm_status st = (ok && arch && pre && labels && (train || !m->compiled)) ? mm_st_write(path, &f)
+                                                                            : mm_error(MM_ERR_NOMEM, "out of memory");
+    for (int i = 0; keys && i < k; i++)
+        if (!strncmp(keys[i], "app.", 4)) free(keys[i]);
+    free(keys), free(vals);
     free(arch), free(pre), free(labels), free(train), free(ts);
     return st;
 }
@@ -137,6 +156,8 @@ mm_status mm_model_load(const char *path, mm_model **out) {
         free(names);
     }
     cJSON_Delete(lj);
+    for (int i = 0; i < f.n_meta && st == MM_OK; i++)
+        if (!strncmp(f.meta_keys[i], "app.", 4)) st = mm_model_set_metadata(m, f.meta_keys[i] + 4, f.meta_values[i]);
     const char *train = mm_st_meta(&f, "training");
     cJSON *tj = train && st == MM_OK ? cJSON_Parse(train) : NULL;
     if (tj) {

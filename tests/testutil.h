@@ -45,6 +45,10 @@ int tu_finish(void);
 /* Directory of the shared data sets (MEDIAML_DATA, else ../shared/data next to the source
  * tree). Returns NULL and prints a skip notice if missing. */
 const char *tu_data_dir(void);
+/* A private temporary directory (made on first use, removed by tu_finish) and paths in it. */
+const char *tu_tmpdir(void);
+const char *tu_tmp_path(const char *name);
+
 /* Path of a file in the source tree (MEDIAML_SOURCE_DIR). */
 const char *tu_source_path(const char *rel);
 

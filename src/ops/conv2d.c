@@ -605,6 +605,15 @@ static void conv_one(const geom *q, const float *img, const float *w, const floa
 }
 
 
+/* Patch origins of the four conv pixels under 2x2 pooling window (oh, ow), in window order
+ * (0,0), (0,1), (1,0), (1,1). */
+static void window_pixels(const geom *q, const float *img, int oh, int ow, const float *p[4]) {
+    for (int j = 0; j < 4; j++) {
+        int ih = (2 * oh + j / 2) * q->sh - q->pt, iw = (2 * ow + j % 2) * q->sw - q->pl;
+        p[j] = img + ((size_t)ih * q->W + iw) * q->C;
+    }
+}
+
 #ifdef __AVX2__
 /* conv (+relu) and a 2x2 max pool in registers: the four pixels of one pooling window, 16
  * filters at a time (8 accumulators), so the full-resolution conv output never exists.
@@ -667,10 +676,7 @@ static void fused_forward(mm_node *n) {
             for (int oh = 0; oh < PH; oh++)
                 for (int ow = 0; ow < PW; ow++) {
                     const float *p[4];
-                    for (int j = 0; j < 4; j++) {
-                        int ih = (2 * oh + j / 2) * q.sh - q.pt, iw = (2 * ow + j % 2) * q.sw - q.pl;
-                        p[j] = img + ((size_t)ih * q.W + iw) * q.C;
-                    }
+                    window_pixels(&q, img, oh, ow, p);
                     size_t o = (((size_t)i * PH + oh) * PW + ow) * F;
                     conv_pool2x2_avx2(p, off, q.K, w, F, b, relu, n->value + o, keep_arg ? arg + o : NULL);
                 }
@@ -780,10 +786,7 @@ static void fused_backward(mm_node *n) {
                 for (int oh = 0; oh < PH; oh++)
                     for (int ow = 0; ow < PW; ow++) {
                         const float *p[4];
-                        for (int j = 0; j < 4; j++) {
-                            int ih = (2 * oh + j / 2) * q.sh - q.pt, iw = (2 * ow + j % 2) * q.sw - q.pl;
-                            p[j] = img + ((size_t)ih * q.W + iw) * q.C;
-                        }
+                        window_pixels(&q, img, oh, ow, p);
                         size_t o = (((size_t)i * PH + oh) * PW + ow) * F;
                         pool2x2_dw_avx2(p, off, q.K, F, dy + o, y + o, arg + o, relu, dw, need_b ? db : NULL);
                     }

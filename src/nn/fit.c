@@ -30,8 +30,11 @@ static mm_status check_data(const mm_model *m, const mm_dataset *d, const char *
     if (d->y.shape[0] != d->x.shape[0])
         return mm_error(MM_ERR_SHAPE, "%s data has %d examples but %d labels", what, d->x.shape[0], d->y.shape[0]);
     size_t per = d->y.size / (size_t)d->y.shape[0];
+    /* Positions per example: 1 for a classifier, T for a sequence model's [T, K] output. */
+    size_t positions = mm_shape_size(od, out) / (size_t)out[od - 1];
     if (m->sparse_labels) {
-        if (per != 1) return mm_error(MM_ERR_SHAPE, "%s labels must be class indices (one per example)", what);
+        if (per != positions)
+            return mm_error(MM_ERR_SHAPE, "%s labels must be class indices, %zu per example (got %zu)", what, positions, per);
         for (size_t i = 0; i < d->y.size; i++) {
             float v = d->y.data[i];
             if (!(v >= 0) || v >= (float)out[od - 1] || v != floorf(v))
@@ -45,11 +48,11 @@ static mm_status check_data(const mm_model *m, const mm_dataset *d, const char *
 }
 
 /* Number of correct predictions in a batch, by the metric matching the loss. */
-static long count_correct(const mm_model *m, const float *out, const float *y, int batch, int k,
+static long count_correct(const mm_model *m, const float *out, const float *y, long batch, int k,
                           int top_k) {
     long correct = 0;
     int binary = !strcmp(m->loss_name, "binary_crossentropy");
-    for (int r = 0; r < batch; r++) {
+    for (long r = 0; r < batch; r++) {
         const float *o = out + (size_t)r * k;
         if (binary) {
             for (int j = 0; j < k; j++) correct += (o[j] > 0.5f) == (y[(size_t)r * k + j] > 0.5f);
@@ -96,8 +99,10 @@ mm_status mm_evaluate(mm_model *m, const mm_dataset *d, int batch_size, int top_
     mm_run *r = &m->infer;
     int k = r->out->shape[r->out->ndim - 1];
     size_t ycols = d->y.size / (size_t)d->y.shape[0];
+    long pos = (long)(r->out->size / (size_t)r->out->shape[0] / (size_t)k); /* rows per example */
     int classify = strcmp(m->loss_name, "mse") && strcmp(m->loss_name, "binary_crossentropy");
-    if (classify) {
+    int with_confusion = classify && k <= 1024;
+    if (with_confusion) {
         res->confusion = calloc((size_t)k * k, sizeof(long));
         if (!res->confusion) return mm_error(MM_ERR_NOMEM, "out of memory");
     }
@@ -117,11 +122,11 @@ mm_status mm_evaluate(mm_model *m, const mm_dataset *d, int batch_size, int top_
         }
         loss += (double)r->loss->value[0] * b;
         const float *o = r->out->value;
-        correct += count_correct(m, o, r->y->value, b, k, 1);
-        units += !strcmp(m->loss_name, "binary_crossentropy") ? (long)b * k : b;
-        if (classify) {
-            topk += count_correct(m, o, r->y->value, b, k, top_k);
-            for (int i = 0; i < b; i++) {
+        correct += count_correct(m, o, r->y->value, (long)b * pos, k, 1);
+        units += !strcmp(m->loss_name, "binary_crossentropy") ? (long)b * pos * k : (long)b * pos;
+        if (classify) topk += count_correct(m, o, r->y->value, (long)b * pos, k, top_k);
+        if (with_confusion) {
+            for (long i = 0; i < (long)b * pos; i++) {
                 int truth = m->sparse_labels ? (int)r->y->value[i] : argmax(r->y->value + (size_t)i * k, k);
                 res->confusion[(size_t)truth * k + argmax(o + (size_t)i * k, k)]++;
             }
@@ -130,8 +135,8 @@ mm_status mm_evaluate(mm_model *m, const mm_dataset *d, int batch_size, int top_
     res->loss = loss / (double)n;
     res->accuracy = (double)correct / (double)units;
     res->top_k = top_k;
-    res->top_k_accuracy = classify ? (double)topk / (double)n : res->accuracy;
-    res->num_classes = classify ? k : 0;
+    res->top_k_accuracy = classify ? (double)topk / (double)units : res->accuracy;
+    res->num_classes = with_confusion ? k : 0;
     res->count = n;
     if (!isfinite(res->loss)) return mm_error(MM_ERR_NUMERIC, "evaluation loss is %g", res->loss);
     return MM_OK;
@@ -226,6 +231,7 @@ mm_status mm_fit_with(mm_model *m, const mm_dataset *train, const mm_fit_args *a
     }
     size_t ycols = tr.y.size / (size_t)tr.y.shape[0];
     int k = r->out->shape[r->out->ndim - 1];
+    long pos = (long)(r->out->size / (size_t)r->out->shape[0] / (size_t)k); /* rows per example */
     int binary = !strcmp(m->loss_name, "binary_crossentropy");
     double best_metric = INFINITY;
     int since_best = 0;
@@ -265,12 +271,12 @@ mm_status mm_fit_with(mm_model *m, const mm_dataset *train, const mm_fit_args *a
                 break;
             }
             /* Metrics before backward: the planner may reuse the label buffer after it. */
-            correct += count_correct(m, r->out->value, r->y->value, b, k, 1);
+            correct += count_correct(m, r->out->value, r->y->value, (long)b * pos, k, 1);
             mm_graph_backward(r->g);
             mm_model_apply_gradients(m);
             m->step++;
             loss_sum += (double)loss * b;
-            units += binary ? (long)b * k : b;
+            units += binary ? (long)b * pos * k : (long)b * pos;
             seen += b;
             if (a->callback) {
                 mm_progress p = {.epoch = e + 1, .epochs = epochs, .batch = bi + 1, .batches = nb, .seen = seen,

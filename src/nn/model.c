@@ -743,8 +743,11 @@ mm_status mm_model_build_run(mm_model *m, mm_run *r, int batch, int training) {
         int od = mm_model_output_shape(m, shape + 1);
         int producer = m->tensors[m->output].producer;
         const char *act = producer >= 0 ? m->layers[producer]->activation : "linear";
-        if (m->sparse_labels) r->y = mm_graph_input(g, "y", 1, shape, 1);
-        else r->y = mm_graph_input(g, "y", od + 1, shape, 1);
+        if (m->sparse_labels) {
+            od = mm_model_output_shape(m, shape + 1) - 1; /* one class index per output row */
+            r->y = mm_graph_input(g, "y", od + 1, shape, 1);
+        } else
+            r->y = mm_graph_input(g, "y", od + 1, shape, 1);
         r->y->keep = 1; /* metrics read the labels after the run */
         const char *loss = m->loss_name;
         if (!strcmp(loss, "sparse_categorical_crossentropy") || !strcmp(loss, "categorical_crossentropy")) {

@@ -10,6 +10,11 @@ int cmd_vision_train(int argc, char **argv);
 int cmd_vision_eval(int argc, char **argv);
 int cmd_vision_predict(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
+int cmd_recommend(int argc, char **argv);
+int cmd_recommend_train(int argc, char **argv);
+int cmd_recommend_eval(int argc, char **argv);
+int cmd_recommend_top(int argc, char **argv);
+int cmd_recommend_similar(int argc, char **argv);
 
 /* Applies --threads when given (T >= 1); returns 0 or EXIT_USAGE. */
 int cli_apply_threads(const cli_cmd *c, const char *flag, int threads);

@@ -14,6 +14,10 @@ static void usage(FILE *f) {
           "  vision train     train an image classifier on an IDX data set (MNIST, Fashion-MNIST)\n"
           "  vision eval      evaluate a model on the test split: loss, accuracy, top-k, confusion matrix\n"
           "  vision predict   classify PNG images with a model\n"
+          "  recommend train  train a recommender (mf, neumf, pop) on MovieLens ratings and evaluate it\n"
+          "  recommend eval   RMSE/MAE, HR@10/NDCG@10 and Recall@10 of a model beside the popularity baseline\n"
+          "  recommend top    a user's top items with the rated items behind each\n"
+          "  recommend similar  the items most similar to an item\n"
           "  summary FILE     show a model file's layers, parameters, preprocessing and labels\n"
           "\n"
           "Options:\n"
@@ -47,6 +51,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "vision")) return cmd_vision(argc - 1, argv + 1);
+    if (!strcmp(cmd, "recommend")) return cmd_recommend(argc - 1, argv + 1);
     if (!strcmp(cmd, "summary")) return cmd_summary(argc - 1, argv + 1);
     if (cmd[0] == '-') fprintf(stderr, "mediaml: unknown option '%s'\n", cmd);
     else fprintf(stderr, "mediaml: unknown command '%s'\n", cmd);

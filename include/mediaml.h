@@ -176,9 +176,43 @@ typedef struct mm_embedding_args {
     int input_dim;              /* rows (vocabulary / users / items) */
     int output_dim;             /* vector size */
     float l2;                   /* L2 on the looked-up vectors, per lookup (cost independent of input_dim) */
+    int mask_zero;              /* id 0 is padding: recurrent and attention layers downstream skip it */
     int input_shape[MM_MAX_DIMS];
     const char *name;
 } mm_embedding_args;
+
+typedef struct mm_rnn_args {
+    int units;
+    int return_sequences;       /* 1: every step's output [T, units]; 0: the last real step's */
+    int use_bias;               /* default 1 (set -1 for no bias) */
+    int input_shape[MM_MAX_DIMS];
+    const char *name;
+} mm_rnn_args;
+
+typedef struct mm_bidirectional_args {
+    mm_layer *layer;            /* an mm_SimpleRNN/mm_LSTM/mm_GRU used as a template (consumed) */
+    const char *name;
+} mm_bidirectional_args;
+
+typedef struct mm_layernorm_args {
+    float epsilon;              /* default 1e-3 as Keras */
+    int input_shape[MM_MAX_DIMS];
+    const char *name;
+} mm_layernorm_args;
+
+typedef struct mm_mha_args {
+    int num_heads;
+    int key_dim;                /* per head; default width / num_heads */
+    int causal;                 /* use_causal_mask */
+    float dropout;              /* on the attention probabilities, in training */
+    const char *name;
+} mm_mha_args;
+
+typedef struct mm_position_embedding_args {
+    int max_length;             /* learned table of this many positions; 0 = sinusoidal (no weights) */
+    int input_shape[MM_MAX_DIMS];
+    const char *name;
+} mm_position_embedding_args;
 
 typedef struct mm_merge_args {
     int axis;                   /* Concatenate: axis counted with the batch as 0, default -1 */
@@ -207,6 +241,17 @@ mm_layer *mm_layer_concatenate(mm_merge_args a);
 mm_layer *mm_layer_dot(mm_merge_args a);
 mm_layer *mm_layer_reshape(mm_reshape_args a);
 mm_layer *mm_layer_slice(mm_slice_args a);
+mm_layer *mm_layer_simple_rnn(mm_rnn_args a);
+mm_layer *mm_layer_lstm(mm_rnn_args a);
+mm_layer *mm_layer_gru(mm_rnn_args a);
+/* Runs the wrapped recurrent layer forwards and backwards in time; outputs concatenated. */
+mm_layer *mm_layer_bidirectional(mm_bidirectional_args a);
+mm_layer *mm_layer_layernorm(mm_layernorm_args a);
+/* Self-attention with one input; (query, value) or (query, value, key) with more. */
+mm_layer *mm_layer_mha(mm_mha_args a);
+/* Adds position information to [T, C] sequences: a learned table or the sinusoidal one. */
+mm_layer *mm_layer_position_embedding(mm_position_embedding_args a);
+mm_layer *mm_layer_global_avg_pool1d(mm_simple_args a);
 mm_layer *mm_layer_conv2d(mm_conv2d_args a);
 mm_layer *mm_layer_maxpool2d(mm_pool2d_args a);
 mm_layer *mm_layer_avgpool2d(mm_pool2d_args a);
@@ -231,6 +276,14 @@ mm_layer *mm_layer_batchnorm(mm_batchnorm_args a);
 #define mm_Dot(...) mm_layer_dot((mm_merge_args){__VA_ARGS__})
 #define mm_Reshape(...) mm_layer_reshape((mm_reshape_args){__VA_ARGS__})
 #define mm_Slice(...) mm_layer_slice((mm_slice_args){__VA_ARGS__})
+#define mm_SimpleRNN(...) mm_layer_simple_rnn((mm_rnn_args){__VA_ARGS__})
+#define mm_LSTM(...) mm_layer_lstm((mm_rnn_args){__VA_ARGS__})
+#define mm_GRU(...) mm_layer_gru((mm_rnn_args){__VA_ARGS__})
+#define mm_Bidirectional(...) mm_layer_bidirectional((mm_bidirectional_args){__VA_ARGS__})
+#define mm_LayerNormalization(...) mm_layer_layernorm((mm_layernorm_args){__VA_ARGS__})
+#define mm_MultiHeadAttention(...) mm_layer_mha((mm_mha_args){__VA_ARGS__})
+#define mm_PositionEmbedding(...) mm_layer_position_embedding((mm_position_embedding_args){__VA_ARGS__})
+#define mm_GlobalAveragePooling1D(...) mm_layer_global_avg_pool1d((mm_simple_args){__VA_ARGS__})
 
 /* ------------------------------------------------------------------ model */
 

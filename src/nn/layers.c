@@ -9,12 +9,16 @@
 
 static const char *class_names[MM_LAYER_TYPES] = {
     "Dense", "Conv2D", "MaxPooling2D", "AveragePooling2D", "Flatten", "Dropout", "Activation",
-    "BatchNormalization", "Embedding", "Add", "Multiply", "Concatenate", "Dot", "Reshape", "Slice"};
+    "BatchNormalization", "Embedding", "Add", "Multiply", "Concatenate", "Dot", "Reshape", "Slice",
+    "LayerNormalization", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "MultiHeadAttention",
+    "PositionEmbedding", "GlobalAveragePooling1D"};
 
 /* Keras's default layer names (conv2d, conv2d_1, ...). */
 static const char *base_names[MM_LAYER_TYPES] = {
     "dense", "conv2d", "max_pooling2d", "average_pooling2d", "flatten", "dropout", "activation",
-    "batch_normalization", "embedding", "add", "multiply", "concatenate", "dot", "reshape", "slice"};
+    "batch_normalization", "embedding", "add", "multiply", "concatenate", "dot", "reshape", "slice",
+    "layer_normalization", "simple_rnn", "lstm", "gru", "bidirectional", "multi_head_attention",
+    "position_embedding", "global_average_pooling1d"};
 
 const char *mm_layer_class_name(int type) { return class_names[type]; }
 const char *mm_layer_base_name(int type) { return base_names[type]; }
@@ -112,6 +116,7 @@ mm_layer *mm_layer_embedding(mm_embedding_args a) {
     l->input_dim = a.input_dim;
     l->units = a.output_dim;
     l->l2 = a.l2;
+    l->mask_zero = a.mask_zero;
     return l;
 }
 
@@ -163,6 +168,13 @@ mm_status mm_layer_attach(mm_model *m, mm_layer *l, const int *ndims, const int 
     const char *nm = l->name;
     const int nd = ndims[0];
     const int *in = shapes[0];
+    if (mm_layer_is_seq(l->type)) {
+        l->in_ndim = nd;
+        memcpy(l->in_shape, in, sizeof l->in_shape);
+        l->out_ndim = nd;
+        memcpy(l->out_shape, in, sizeof l->out_shape);
+        return mm_seq_layer_attach(m, l, ndims, shapes);
+    }
     if (mm_layer_is_merge(l->type) ? l->n_in < 2 : l->n_in != 1)
         return mm_error(MM_ERR_ARG, "%s: %s takes %s, got %d", nm, class_names[l->type],
                         mm_layer_is_merge(l->type) ? "two or more inputs" : "one input", l->n_in);
@@ -301,7 +313,7 @@ mm_status mm_layer_attach(mm_model *m, mm_layer *l, const int *ndims, const int 
 
 /* ---- graph building ---- */
 
-static mm_node *param_node(mm_model *m, mm_graph *g, int i, int training) {
+mm_node *mm_layer_param_node(mm_model *m, mm_graph *g, int i, int training) {
     mm_param *p = &m->params[i];
     float *grad = training && p->trainable ? mm_param_grad(m, i) : NULL;
     mm_node *n = mm_graph_param(g, p->name, p->ndim, p->shape, mm_param_value(m, i), grad, p->trainable);
@@ -309,15 +321,19 @@ static mm_node *param_node(mm_model *m, mm_graph *g, int i, int training) {
     return n;
 }
 
-mm_node *mm_layer_build(mm_model *m, mm_layer *l, mm_graph *g, mm_node **xs, int training,
+mm_node *mm_layer_build(mm_model *m, mm_layer *l, mm_graph *g, mm_node **xs, mm_node *mask, int training,
                         mm_node **logits, mm_node **reg_loss) {
     mm_node *x = xs[0], *y = x;
     *reg_loss = NULL;
+    if (mm_layer_is_seq(l->type)) {
+        *logits = mm_seq_layer_build(m, l, g, xs, mask, training);
+        return *logits;
+    }
     switch (l->type) {
     case MM_DENSE:
     case MM_CONV2D: {
-        mm_node *w = param_node(m, g, l->param[0], training);
-        mm_node *b = l->use_bias ? param_node(m, g, l->param[1], training) : NULL;
+        mm_node *w = mm_layer_param_node(m, g, l->param[0], training);
+        mm_node *b = l->use_bias ? mm_layer_param_node(m, g, l->param[1], training) : NULL;
         if (training && (l->l1 > 0 || l->l2 > 0)) *reg_loss = mm_g_l1l2(g, w, l->l1, l->l2);
         if (l->type == MM_CONV2D && !strcmp(l->activation, "relu")) {
             /* Fused: saves a pass over the largest activation in both directions. */
@@ -345,7 +361,7 @@ mm_node *mm_layer_build(mm_model *m, mm_layer *l, mm_graph *g, mm_node **xs, int
     case MM_ACTIVATION:
         break;
     case MM_EMBEDDING: {
-        mm_node *t = param_node(m, g, l->param[0], training);
+        mm_node *t = mm_layer_param_node(m, g, l->param[0], training);
         y = mm_g_embedding(g, x, t);
         /* L2 on the looked-up rows (as SVD-style models regularize), not the whole table:
          * the cost stays independent of the table size. */
@@ -370,9 +386,9 @@ mm_node *mm_layer_build(mm_model *m, mm_layer *l, mm_graph *g, mm_node **xs, int
         y = mm_g_slice(g, x, l->begin, l->size);
         break;
     case MM_BATCHNORM:
-        y = mm_g_batchnorm(g, x, param_node(m, g, l->param[0], training),
-                           param_node(m, g, l->param[1], training), param_node(m, g, l->param[2], 0),
-                           param_node(m, g, l->param[3], 0), l->momentum, l->epsilon);
+        y = mm_g_batchnorm(g, x, mm_layer_param_node(m, g, l->param[0], training),
+                           mm_layer_param_node(m, g, l->param[1], training), mm_layer_param_node(m, g, l->param[2], 0),
+                           mm_layer_param_node(m, g, l->param[3], 0), l->momentum, l->epsilon);
         break;
     }
     *logits = y;
@@ -392,8 +408,8 @@ int mm_layers_fuse_conv_pool(const mm_layer *conv, const mm_layer *pool) {
 
 mm_node *mm_layer_build_conv_pool(mm_model *m, mm_layer *conv, mm_layer *pool, mm_graph *g, mm_node *x,
                                   int training, mm_node **reg_loss) {
-    mm_node *w = param_node(m, g, conv->param[0], training);
-    mm_node *b = conv->use_bias ? param_node(m, g, conv->param[1], training) : NULL;
+    mm_node *w = mm_layer_param_node(m, g, conv->param[0], training);
+    mm_node *b = conv->use_bias ? mm_layer_param_node(m, g, conv->param[1], training) : NULL;
     *reg_loss = training && (conv->l1 > 0 || conv->l2 > 0) ? mm_g_l1l2(g, w, conv->l1, conv->l2) : NULL;
     return mm_g_conv2d_maxpool(g, x, w, b, conv->strides[0], conv->strides[1], conv->same,
                                !strcmp(conv->activation, "relu"), pool->pool[0], pool->pool[1]);
@@ -464,6 +480,8 @@ cJSON *mm_layer_to_json(const mm_layer *l) {
             cJSON_AddNumberToObject(r, "l2", l->l2);
         }
     }
+    if (l->type == MM_EMBEDDING && l->mask_zero) cJSON_AddBoolToObject(c, "mask_zero", 1);
+    if (mm_layer_is_seq(l->type)) mm_seq_layer_to_json(l, c);
     if (l->input_ndim) cJSON_AddItemToObject(c, "input_shape", int_array(l->input_shape, l->input_ndim));
     return j;
 }
@@ -565,7 +583,14 @@ mm_status mm_layer_from_json(const cJSON *j, mm_layer **out) {
     case MM_EMBEDDING:
         l = mm_layer_embedding((mm_embedding_args){.input_dim = (int)get_num(c, "input_dim", 0),
                                                    .output_dim = (int)get_num(c, "output_dim", 0),
-                                                   .l2 = (float)get_num(c, "l2", 0), .name = name});
+                                                   .l2 = (float)get_num(c, "l2", 0),
+                                                   .mask_zero = get_num(c, "mask_zero", 0) != 0, .name = name});
+        break;
+    default:
+        if (mm_layer_is_seq(type)) {
+            l = mm_seq_layer_from_json(type, c, name);
+            if (!l) return MM_ERR_FORMAT;
+        }
         break;
     case MM_ADD:
     case MM_MULTIPLY:

@@ -104,6 +104,31 @@ mm_status mm_model_init_weights(mm_model *m, uint64_t seed) {
         if (p->init == MM_INIT_GLOROT) {
             float limit = sqrtf(6.0f / (float)(p->fan_in + p->fan_out));
             for (size_t k = 0; k < p->size; k++) v[k] = (2 * mm_rng_uniform(&rng) - 1) * limit;
+        } else if (p->init == MM_INIT_ORTHOGONAL) {
+            /* Keras's recurrent default: rows of a Gaussian matrix made orthonormal
+             * (Gram-Schmidt); with more rows than columns the columns are orthonormalized. */
+            int r = p->shape[0], c = p->shape[1];
+            for (size_t k = 0; k < p->size; k++) v[k] = mm_rng_normal(&rng);
+            int rows_first = r <= c;
+            int n_vec = rows_first ? r : c, len = rows_first ? c : r;
+            size_t stride = rows_first ? (size_t)c : 1, step = rows_first ? 1 : (size_t)c;
+            for (int a = 0; a < n_vec; a++) {
+                float *va = v + (rows_first ? (size_t)a * c : (size_t)a);
+                for (int b = 0; b < a; b++) {
+                    const float *vb = v + (rows_first ? (size_t)b * c : (size_t)b);
+                    double dot = 0;
+                    for (int k = 0; k < len; k++) dot += (double)va[k * step] * vb[k * step];
+                    for (int k = 0; k < len; k++) va[k * step] -= (float)dot * vb[k * step];
+                }
+                double norm = 0;
+                for (int k = 0; k < len; k++) norm += (double)va[k * step] * va[k * step];
+                float inv = norm > 0 ? (float)(1 / sqrt(norm)) : 0;
+                for (int k = 0; k < len; k++) va[k * step] *= inv;
+            }
+            (void)stride;
+        } else if (p->init == MM_INIT_LSTM_BIAS) { /* unit_forget_bias: gates i, f, c, o; f = 1 */
+            size_t h = p->size / 4;
+            for (size_t k = 0; k < p->size; k++) v[k] = k >= h && k < 2 * h ? 1.0f : 0.0f;
         } else if (p->init == MM_INIT_UNIFORM_005) { /* Keras Embedding: RandomUniform(-0.05, 0.05) */
             for (size_t k = 0; k < p->size; k++) v[k] = (2 * mm_rng_uniform(&rng) - 1) * 0.05f;
         } else {
@@ -706,12 +731,13 @@ mm_status mm_model_build_run(mm_model *m, mm_run *r, int batch, int training) {
     int nd = mm_model_input_shape(m, shape + 1);
     r->x = mm_graph_input(g, "x", nd + 1, shape, 1);
     /* node[t] / pre[t]: graph node of model tensor t and its pre-activation (for fused losses) */
-    mm_node **node = calloc((size_t)m->n_tensors * 2, sizeof(mm_node *));
+    mm_node **node = calloc((size_t)m->n_tensors * 3, sizeof(mm_node *));
     if (!node) {
         mm_run_free(r);
         return mm_error(MM_ERR_NOMEM, "out of memory");
     }
-    mm_node **pre = node + m->n_tensors, *reg = NULL;
+    /* mask[t]: padding mask [B, T] of sequence tensor t (Embedding(mask_zero) starts one) */
+    mm_node **pre = node + m->n_tensors, **mask = node + 2 * m->n_tensors, *reg = NULL;
     node[0] = pre[0] = r->x;
     int ok = r->x != NULL;
     for (int i = 0; i < m->n_layers && ok; i++) {
@@ -726,7 +752,10 @@ mm_status mm_model_build_run(mm_model *m, mm_run *r, int batch, int training) {
             y = pre[next->out] = node[next->out] = mm_layer_build_conv_pool(m, l, next, g, xs[0], training, &layer_reg);
             i++;
         } else {
-            y = node[l->out] = mm_layer_build(m, l, g, xs, training, &pre[l->out], &layer_reg);
+            mm_node *in_mask = mask[l->in[l->type == MM_MHA && l->n_in > 1 ? 1 : 0]];
+            y = node[l->out] = mm_layer_build(m, l, g, xs, in_mask, training, &pre[l->out], &layer_reg);
+            if (l->type == MM_EMBEDDING && l->mask_zero) mask[l->out] = mm_g_nonzero(g, xs[0]);
+            else if (mm_layer_keeps_mask(l)) mask[l->out] = mask[l->in[0]];
         }
         if (layer_reg) reg = reg ? mm_g_add(g, reg, layer_reg) : layer_reg;
         ok = y != NULL && (!layer_reg || reg);

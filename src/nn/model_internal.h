@@ -25,10 +25,19 @@ enum mm_layer_type {
     MM_DOT,
     MM_RESHAPE,
     MM_SLICE,
+    /* sequence layers: src/nn/layers_seq.c */
+    MM_LAYERNORM,
+    MM_SIMPLE_RNN,
+    MM_LSTM,
+    MM_GRU,
+    MM_BIDIRECTIONAL,
+    MM_MHA,
+    MM_POSITION_EMBEDDING,
+    MM_GLOBAL_AVG_POOL1D,
     MM_LAYER_TYPES
 };
 
-#define MM_MAX_LAYER_PARAMS 4
+#define MM_MAX_LAYER_PARAMS 8
 #define MM_MAX_LAYER_INPUTS 4
 
 struct mm_layer {
@@ -48,6 +57,10 @@ struct mm_layer {
     int axis;             /* Concatenate */
     int begin, size;      /* Slice: last-axis range */
     int target_ndim, target_shape[MM_MAX_DIMS]; /* Reshape */
+    int return_sequences; /* recurrent layers */
+    int inner;            /* Bidirectional: wrapped recurrent type (MM_LSTM, ...) */
+    int num_heads, key_dim, causal; /* MultiHeadAttention (dropout in rate) */
+    int mask_zero;        /* Embedding: id 0 is padding; downstream layers get a mask */
     int input_ndim;       /* declared input_shape, if any */
     int input_shape[MM_MAX_DIMS];
     /* wiring: model tensors consumed and produced (tensor 0 is the model input) */
@@ -70,7 +83,7 @@ typedef struct mm_param {
     mm_rowset rows;       /* rows touched this step, when sparse */
 } mm_param;
 
-enum { MM_INIT_GLOROT, MM_INIT_ZEROS, MM_INIT_ONES, MM_INIT_UNIFORM_005 };
+enum { MM_INIT_GLOROT, MM_INIT_ZEROS, MM_INIT_ONES, MM_INIT_UNIFORM_005, MM_INIT_ORTHOGONAL, MM_INIT_LSTM_BIAS };
 
 /* A value flowing between layers: the model input or a layer's output. */
 typedef struct mm_tensor_info {
@@ -126,9 +139,19 @@ const char *mm_layer_class_name(int type);
 mm_status mm_layer_attach(mm_model *m, mm_layer *l, const int *ndims, const int (*shapes)[MM_MAX_DIMS]);
 /* Composes the layer's ops on its input nodes. *logits receives the pre-activation node when
  * the layer ends with an activation (for fused losses), else the output. */
-mm_node *mm_layer_build(mm_model *m, mm_layer *l, mm_graph *g, mm_node **xs, int training,
+mm_node *mm_layer_build(mm_model *m, mm_layer *l, mm_graph *g, mm_node **xs, mm_node *mask, int training,
                         mm_node **logits, mm_node **reg_loss);
 int mm_layer_is_merge(int type);
+
+/* Sequence layers (layers_seq.c), called from the generic switch in layers.c. */
+int mm_layer_is_seq(int type);
+mm_status mm_seq_layer_attach(mm_model *m, mm_layer *l, const int *ndims, const int (*shapes)[MM_MAX_DIMS]);
+mm_node *mm_seq_layer_build(mm_model *m, mm_layer *l, mm_graph *g, mm_node **xs, mm_node *mask, int training);
+void mm_seq_layer_to_json(const mm_layer *l, cJSON *config);
+mm_layer *mm_seq_layer_from_json(int type, const cJSON *config, const char *name);
+/* Whether a layer passes its input's padding mask on to its output. */
+int mm_layer_keeps_mask(const mm_layer *l);
+mm_node *mm_layer_param_node(mm_model *m, mm_graph *g, int i, int training);
 const char *mm_layer_base_name(int type);
 int mm_layers_fuse_conv_pool(const mm_layer *conv, const mm_layer *pool);
 mm_node *mm_layer_build_conv_pool(mm_model *m, mm_layer *conv, mm_layer *pool, mm_graph *g, mm_node *x,

@@ -60,6 +60,8 @@ mm_node *mm_g_flatten(mm_graph *g, mm_node *x);
 /* Rows of table [V, D] picked by ids (float indices, any shape) -> [...ids shape, D]. An id
  * outside 0..V-1 fails the run (mm_graph_fail) and yields NaN rows. */
 mm_node *mm_g_embedding(mm_graph *g, mm_node *ids, mm_node *table);
+/* 1 where x != 0, else 0 (padding masks); passes no gradient. */
+mm_node *mm_g_nonzero(mm_graph *g, mm_node *x);
 /* x[..., begin:begin+size] */
 mm_node *mm_g_slice(mm_graph *g, mm_node *x, int begin, int size);
 
@@ -101,5 +103,78 @@ mm_node *mm_g_mse(mm_graph *g, mm_node *pred, mm_node *targets);
 
 /* l1 * sum|w| + l2 * sum w^2 as a scalar [1] (Keras's kernel_regularizer). */
 mm_node *mm_g_l1l2(mm_graph *g, mm_node *w, float l1, float l2);
+
+/* ==== Transformer ops (layernorm.c, attention.c, seq_loss.c, positional.c) ==== */
+
+/* Layer normalization over the last axis (PyTorch F.layer_norm, Keras LayerNormalization):
+ * y = (x - mean) / sqrt(biased var + eps) * gamma + beta; x [..., C], gamma and beta [C].
+ * eps: PyTorch's default is 1e-5, Keras's 1e-3. */
+mm_node *mm_g_layernorm(mm_graph *g, mm_node *x, mm_node *gamma, mm_node *beta, float eps);
+
+/* Multi-head scaled dot-product attention. q, k, v [B, T, C] with C = n_heads * head_dim;
+ * head h uses columns [h*head_dim, (h+1)*head_dim) (GPT-2's split). Output [B, T, C]: the
+ * heads' softmax(q_h k_h^T / sqrt(head_dim) + masks) v_h side by side. causal: query i sees
+ * keys 0..i. key_mask (or NULL): [B, T], 0 = padding key (never attended), else a real token;
+ * a query whose keys are all masked outputs zeros. dropout_rate: inverted dropout on the
+ * attention probabilities in training (mask from node seed, graph step and element index,
+ * deterministic). Memory-efficient: keeps only per-row log-sum-exp statistics between forward
+ * and backward and recomputes the scores; deterministic for any thread count. */
+mm_node *mm_g_attention(mm_graph *g, mm_node *q, mm_node *k, mm_node *v, mm_node *key_mask,
+                        int n_heads, int causal, float dropout_rate);
+
+/* One step of incremental (KV-cache) decoding: the attention output out [C] of the newest
+ * query q [C] (C = n_heads * head_dim) against the cached keys and values k_cache, v_cache
+ * [t_plus_1, C] (row-major; the last row is the newest position's own key and value), i.e. the
+ * last row of causal mm_g_attention over those t_plus_1 positions (no mask, no dropout).
+ * scratch: at least t_plus_1 floats. Single-threaded; does nothing on invalid arguments. */
+void mm_attention_decode_step(const float *q, const float *k_cache, const float *v_cache, int t_plus_1,
+                              int n_heads, int head_dim, float *out, float *scratch);
+
+/* Cross-entropy of logits [..., V] (e.g. [B, T, V]) against class ids (floats) of the
+ * logits' shape without the last axis (e.g. [B, T]), fused log-softmax; scalar [1] = mean
+ * over the positions whose target != ignore_index (PyTorch F.cross_entropy with ignore_index,
+ * whose default is -100). All positions ignored: loss 0, gradient 0. Any other target outside
+ * 0..V-1 fails the run (mm_graph_fail) and gives a NaN loss. */
+mm_node *mm_g_sequence_cross_entropy(mm_graph *g, mm_node *logits, mm_node *targets, int ignore_index);
+
+/* x [..., T, C] + the Transformer's sinusoidal table: PE[t, 2i] = sin(t / 10000^(2i/C)),
+ * PE[t, 2i+1] = cos(t / 10000^(2i/C)). Backward: identity. */
+mm_node *mm_g_sinusoidal_positions(mm_graph *g, mm_node *x);
+/* x [..., T, C] + table[0:T] for a learned table [max_T, C] (T <= max_T), broadcast over the
+ * leading axes. The table's gradient is dense: rows 0..T-1 get the sum of dy over the leading
+ * axes, rows >= T get 0 (overwrite) or nothing (accumulate); a table with a rowset gets rows
+ * 0..T-1 added and recorded instead. */
+mm_node *mm_g_add_positions(mm_graph *g, mm_node *x, mm_node *table);
+
+/* ==== end of Transformer ops ==== */
+
+/* ---- recurrent layers (src/ops/rnn.c) ----
+ * x [B, T, D]; kernel W [D, G*H]; recurrent kernel U [H, G*H]; bias b [G*H] (GRU: [2, 3H] =
+ * input bias; recurrent bias) or NULL (use_bias=False); mask [B, T] or NULL (nonzero = real
+ * step; batched exactly when x is). Keras formulations and gate orders: SimpleRNN tanh (G 1),
+ * LSTM i, f, c, o (G 4), GRU z, r, h with reset_after=True (G 3); zero initial state.
+ * Output: every step's h, [B, T, H] ([B, T, 2H] = (h, c) on the last axis with MM_RNN_CELL).
+ * Masked step: the state is carried unchanged and the output is the carried state (0 for
+ * every output column with MM_RNN_ZERO_MASKED, Keras's zero_output_for_mask).
+ * MM_RNN_BACKWARDS: time runs T-1 -> 0 but outputs stay aligned with input positions
+ * (Keras's go_backwards output reversed back, as Bidirectional returns it), so the final
+ * state of a backwards run is at position 0. */
+#define MM_RNN_BACKWARDS 1
+#define MM_RNN_CELL 2
+#define MM_RNN_ZERO_MASKED 4
+enum { MM_RNN_SIMPLE = 0, MM_RNN_LSTM = 1, MM_RNN_GRU = 2 };
+mm_node *mm_g_rnn(mm_graph *g, int cell, mm_node *x, mm_node *mask, mm_node *W, mm_node *U, mm_node *b,
+                  int flags);
+mm_node *mm_g_simple_rnn(mm_graph *g, mm_node *x, mm_node *mask, mm_node *W, mm_node *U, mm_node *b,
+                         int go_backwards);
+mm_node *mm_g_lstm(mm_graph *g, mm_node *x, mm_node *mask, mm_node *W, mm_node *U, mm_node *b, int go_backwards,
+                   int want_cell);
+mm_node *mm_g_gru(mm_graph *g, mm_node *x, mm_node *mask, mm_node *W, mm_node *U, mm_node *b, int go_backwards);
+/* seq [B, T, F] -> [B, F]: the value at the last real (nonzero-mask) step of each row, or at
+ * T-1 without a mask; a row with no real step gives 0. first_step: the first real step /
+ * position 0 (the final state of an MM_RNN_BACKWARDS run). */
+mm_node *mm_g_last_step(mm_graph *g, mm_node *seq, mm_node *mask);
+mm_node *mm_g_first_step(mm_graph *g, mm_node *seq, mm_node *mask);
+/* ---- end recurrent layers ---- */
 
 #endif

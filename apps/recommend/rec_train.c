@@ -1,0 +1,310 @@
+/* Recommend app: training. mf fits explicit ratings with MSE; neumf fits implicit feedback
+ * with binary cross-entropy on the positives plus freshly sampled negatives every epoch
+ * (one mm_fit call per epoch, the model keeping its optimizer state); pop sets a one-column
+ * item embedding to the items' training counts. The model file gets the metadata that
+ * rec_model_load reads back. */
+#include "recommend/rec_internal.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ------------------------------------------------------------------ data sets */
+
+static mm_status alloc_pairs(mm_dataset *d, size_t n) {
+    memset(d, 0, sizeof *d);
+    if (n > INT_MAX) return mm_error(MM_ERR_ARG, "too many training examples (%zu)", n);
+    int xs[2] = {(int)n, 2}, ys[2] = {(int)n, 1};
+    mm_status st = mm_array_alloc(&d->x, 2, xs);
+    if (st == MM_OK) st = mm_array_alloc(&d->y, 2, ys);
+    if (st != MM_OK) mm_dataset_free(d);
+    return st;
+}
+
+/* x = (user, item), y = rating */
+mm_status rec_rating_dataset(const rec_interactions *r, mm_dataset *d) {
+    mm_status st = alloc_pairs(d, r->n);
+    if (st != MM_OK) return st;
+    for (size_t i = 0; i < r->n; i++) {
+        d->x.data[2 * i] = (float)r->user[i];
+        d->x.data[2 * i + 1] = (float)r->item[i];
+        d->y.data[i] = r->rating[i];
+    }
+    return MM_OK;
+}
+
+/* Every training interaction as a positive (label 1) followed by `neg` items the user has
+ * no training interaction with (label 0), drawn uniformly with rejection. A user who has
+ * every item gets no negatives. */
+static mm_status implicit_epoch(const rec_interactions *train, const rec_user_items *seen, int neg, uint64_t seed,
+                                mm_dataset *d) {
+    int ni = train->items.n;
+    size_t n = 0;
+    for (size_t k = 0; k < train->n; k++)
+        n += 1 + (rec_user_items_count(seen, train->user[k]) < ni ? (size_t)neg : 0);
+    mm_status st = alloc_pairs(d, n);
+    if (st != MM_OK) return st;
+    uint64_t state = rec_mix64(seed);
+    size_t o = 0;
+    float *x = d->x.data, *y = d->y.data;
+    for (size_t k = 0; k < train->n; k++) {
+        int u = train->user[k];
+        x[2 * o] = (float)u, x[2 * o + 1] = (float)train->item[k], y[o++] = 1.0f;
+        if (rec_user_items_count(seen, u) >= ni) continue;
+        for (int j = 0; j < neg; j++) {
+            int it;
+            do it = (int)rec_bounded(rec_splitmix64(&state), (uint32_t)ni);
+            while (rec_user_items_has(seen, u, it));
+            x[2 * o] = (float)u, x[2 * o + 1] = (float)it, y[o++] = 0.0f;
+        }
+    }
+    return MM_OK;
+}
+
+/* ------------------------------------------------------------------ metadata */
+
+typedef struct sbuf {
+    char *s;
+    size_t n, cap;
+    int failed;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+    if (b->failed) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int w = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
+        va_end(ap);
+        if (w < 0) {
+            b->failed = 1;
+            return;
+        }
+        if (b->s && b->n + (size_t)w < b->cap) {
+            b->n += (size_t)w;
+            return;
+        }
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap <= b->n + (size_t)w) cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->failed = 1;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+}
+
+static void sb_json_string(sbuf *b, const char *s) {
+    sb_printf(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') sb_printf(b, "\\%c", *p);
+        else if (*p < 0x20) sb_printf(b, "\\u%04x", *p);
+        else sb_printf(b, "%c", *p);
+    }
+    sb_printf(b, "\"");
+}
+
+static mm_status set_ids(mm_model *m, const char *key, const rec_idmap *map) {
+    sbuf b = {0};
+    sb_printf(&b, "[");
+    for (int i = 0; i < map->n; i++) sb_printf(&b, "%s%lld", i ? "," : "", (long long)map->orig[i]);
+    sb_printf(&b, "]");
+    mm_status st = b.failed ? mm_error(MM_ERR_NOMEM, "model metadata: out of memory") : mm_model_set_metadata(m, key, b.s);
+    free(b.s);
+    return st;
+}
+
+static void rating_range(const rec_interactions *r, float *lo, float *hi) {
+    *lo = *hi = r->n ? r->rating[0] : 0;
+    for (size_t i = 1; i < r->n; i++) {
+        if (r->rating[i] < *lo) *lo = r->rating[i];
+        if (r->rating[i] > *hi) *hi = r->rating[i];
+    }
+}
+
+static mm_status set_metadata(mm_model *m, const rec_train_config *c, const rec_data *d, float lo, float hi) {
+    char abs[PATH_MAX], buf[128];
+    const char *dir = realpath(d->dir, abs) ? abs : d->dir;
+    mm_status st = mm_model_set_metadata(m, REC_META_TYPE, rec_kind_name(c->kind));
+    if (st == MM_OK) st = mm_model_set_metadata(m, REC_META_DATA, dir);
+    if (st == MM_OK) st = mm_model_set_metadata(m, REC_META_SPLIT, d->split);
+    if (st == MM_OK) st = set_ids(m, REC_META_USERS, &d->all.users);
+    if (st == MM_OK) st = set_ids(m, REC_META_ITEMS, &d->all.items);
+    if (st == MM_OK && c->kind == REC_MF) {
+        snprintf(buf, sizeof buf, "%.9g %.9g", lo, hi);
+        st = mm_model_set_metadata(m, REC_META_CLIP, buf);
+    }
+    if (st == MM_OK && c->kind != REC_POP)
+        st = mm_model_set_metadata(m, REC_META_ITEM_TABLES,
+                                   c->kind == REC_MF ? "q/embeddings" : "gmf_item/embeddings,mlp_item/embeddings");
+    sbuf b = {0};
+    sb_printf(&b, "{\"model\":");
+    sb_json_string(&b, rec_kind_name(c->kind));
+    sb_printf(&b, ",\"split\":");
+    sb_json_string(&b, d->split);
+    sb_printf(&b, ",\"epochs\":%d,\"batch_size\":%d,\"optimizer\":", c->epochs, c->batch_size);
+    sb_json_string(&b, c->optimizer);
+    sb_printf(&b, ",\"lr\":%.6g,\"seed\":%llu", c->lr, (unsigned long long)c->seed);
+    if (c->kind != REC_POP) sb_printf(&b, ",\"factors\":%d,\"l2\":%.6g", c->factors, c->l2);
+    if (c->kind == REC_MF) sb_printf(&b, ",\"l2_bias\":%.6g", c->l2_bias);
+    if (c->kind == REC_NEUMF) {
+        sb_printf(&b, ",\"mlp\":[");
+        for (int k = 0; k < 7 && c->mlp[k] > 0; k++) sb_printf(&b, "%s%d", k ? "," : "", c->mlp[k]);
+        sb_printf(&b, "],\"negatives\":%d,\"dropout\":%.6g", c->negatives, c->dropout);
+    }
+    sb_printf(&b, "}");
+    if (st == MM_OK) st = b.failed ? mm_error(MM_ERR_NOMEM, "model metadata: out of memory") : mm_model_set_metadata(m, REC_META_CONFIG, b.s);
+    free(b.s);
+    return st;
+}
+
+/* ------------------------------------------------------------------ training */
+
+typedef struct fit_ctx {
+    const rec_train_config *c;
+    double loss;
+    int stop;
+} fit_ctx;
+
+static int fit_callback(const mm_progress *p, void *user) {
+    fit_ctx *f = user;
+    if (p->epoch_end) f->loss = p->loss;
+    if (f->c->on_batch && f->c->on_batch(p, f->c->batch_user)) f->stop = 1;
+    return f->stop && p->epoch_end; /* a stop takes effect at the end of the epoch */
+}
+
+static mm_status check_config(const rec_train_config *c) {
+    if (c->kind != REC_MF && c->kind != REC_NEUMF && c->kind != REC_POP)
+        return mm_error(MM_ERR_ARG, "train: no model kind (mf, neumf or pop)");
+    if (!c->out_path || !*c->out_path) return mm_error(MM_ERR_ARG, "train: no output file");
+    if (c->epochs < 1) return mm_error(MM_ERR_ARG, "train: epochs must be at least 1, got %d", c->epochs);
+    if (c->batch_size < 1) return mm_error(MM_ERR_ARG, "train: batch size must be at least 1, got %d", c->batch_size);
+    if (c->factors < 1 && c->kind != REC_POP) return mm_error(MM_ERR_ARG, "train: factors must be at least 1, got %d", c->factors);
+    if (c->negatives < 1 && c->kind == REC_NEUMF)
+        return mm_error(MM_ERR_ARG, "train: negatives must be at least 1, got %d", c->negatives);
+    if (!(c->lr > 0) && c->kind != REC_POP) return mm_error(MM_ERR_ARG, "train: learning rate must be positive, got %g", c->lr);
+    if (!(c->l2 >= 0) || !(c->l2_bias >= 0)) return mm_error(MM_ERR_ARG, "train: l2 must be a number");
+    return MM_OK;
+}
+
+mm_status rec_train(rec_train_config *c, void (*on_start)(const rec_train_config *, const rec_train_report *, void *),
+                    rec_train_report *r) {
+    memset(r, 0, sizeof *r);
+    rec_train_defaults(c);
+    mm_status st = check_config(c);
+    if (st != MM_OK) return st;
+    rec_data d;
+    if ((st = rec_data_load(c->data_dir, c->split, NULL, &d)) != MM_OK) return st;
+
+    int nu = d.all.users.n, ni = d.all.items.n;
+    mm_model *m = NULL;
+    mm_dataset train = {0}, test = {0};
+    rec_interactions pos = {0};
+    rec_user_items seen = {0};
+    rec_ncf_cases cases = {0};
+    float lo = 0, hi = 0;
+    fit_ctx fc = {c, 0, 0};
+    double t0 = now_seconds();
+
+    switch (c->kind) {
+    case REC_MF:
+        st = rec_build_mf(nu, ni, c->factors, c->l2, c->l2_bias, &m);
+        if (st == MM_OK) st = rec_rating_dataset(&d.train, &train);
+        if (st == MM_OK) st = rec_rating_dataset(&d.test, &test);
+        rating_range(&d.train, &lo, &hi);
+        break;
+    case REC_NEUMF:
+        st = rec_build_neumf(nu, ni, c->factors, c->mlp, c->l2, c->dropout, &m);
+        if (st == MM_OK) st = rec_implicit(&d.train, 0, &pos);
+        if (st == MM_OK) st = rec_user_items_build(&pos, NULL, 0, &seen);
+        if (st == MM_OK && c->eval_every_epoch)
+            st = rec_ncf_sample(&d.train, &d.test, REC_EVAL_NEGATIVES, REC_EVAL_SEED, &cases);
+        break;
+    case REC_POP: {
+        /* one example per item, target = its training count; SGD with learning rate 0.5 on
+         * a batch of one sets the row to the target in one step (MSE gradient 2 (w - y)),
+         * up to rounding that a second epoch removes */
+        st = rec_build_pop(nu, ni, &m);
+        rec_popularity pop;
+        if (st == MM_OK) st = rec_popularity_fit(&d.train, &pop);
+        if (st == MM_OK) st = alloc_pairs(&train, (size_t)ni);
+        for (int i = 0; st == MM_OK && i < ni; i++) {
+            train.x.data[2 * i] = 0;
+            train.x.data[2 * i + 1] = (float)i;
+            train.y.data[i] = pop.count[i];
+        }
+        if (st == MM_OK) rec_popularity_free(&pop);
+        c->optimizer = "sgd";
+        c->lr = 0.5f;
+        break;
+    }
+    }
+    if (st == MM_OK) st = mm_model_init_weights(m, c->seed);
+    if (st == MM_OK)
+        st = mm_compile(m, .optimizer = c->optimizer, .learning_rate = c->lr,
+                        .loss = c->kind == REC_NEUMF ? "binary_crossentropy" : "mse", .metrics = "none");
+    if (st == MM_OK) st = set_metadata(m, c, &d, lo, hi);
+    if (st != MM_OK) goto done;
+
+    r->params = mm_count_params(m);
+    r->users = nu;
+    r->items = ni;
+    r->train_count = (long)d.train.n;
+    r->test_count = (long)d.test.n;
+    if (on_start) on_start(c, r, c->user);
+
+    for (int e = 0; e < c->epochs; e++) {
+        double te = now_seconds();
+        if (c->kind == REC_NEUMF) {
+            mm_dataset_free(&train);
+            st = implicit_epoch(&pos, &seen, c->negatives, c->seed * 0x9E3779B97F4A7C15ull + (uint64_t)e + 1, &train);
+            if (st != MM_OK) goto done;
+        }
+        st = mm_fit(m, &train, .epochs = e + 1, .initial_epoch = e, .batch_size = c->batch_size, .seed = c->seed,
+                    .callback = fit_callback, .user = &fc);
+        if (st != MM_OK) goto done;
+        rec_epoch_info info = {.epoch = e + 1, .epochs = c->epochs, .loss = fc.loss, .examples = (long)train.x.shape[0]};
+        info.seconds = now_seconds() - te;
+        r->epochs_done = e + 1;
+        if (c->eval_every_epoch && c->kind == REC_MF) {
+            st = rec_rating_metrics(m, &test, lo, hi, &info.rmse, &info.mae);
+            if (st != MM_OK) goto done;
+            info.has_rmse = 1;
+        } else if (c->eval_every_epoch && c->kind == REC_NEUMF) {
+            rec_rank_metrics rm;
+            st = rec_eval_ncf_model(m, 0, 0, &cases, &rm);
+            if (st != MM_OK) goto done;
+            info.has_ncf = 1;
+            info.hr = rm.hr;
+            info.ndcg = rm.ndcg;
+        }
+        if (c->on_epoch && c->on_epoch(&info, c->user)) fc.stop = 1;
+        if (fc.stop) break;
+    }
+    r->stopped = fc.stop && r->epochs_done < c->epochs;
+    r->seconds = now_seconds() - t0;
+    st = mm_model_save(m, c->out_path, 0);
+
+done:
+    rec_ncf_cases_free(&cases);
+    rec_user_items_free(&seen);
+    rec_interactions_free(&pos);
+    mm_dataset_free(&train);
+    mm_dataset_free(&test);
+    mm_model_free(m);
+    rec_data_free(&d);
+    return st;
+}

@@ -1,0 +1,200 @@
+/* PyTorch parity for the recurrent ops: nn.RNN (tanh), nn.LSTM and nn.GRU (batch_first, also
+ * bidirectional), and masked step-by-step cell runs with Keras's carry-over rule, read from
+ * tests/fixtures/parity_rnn.safetensors. Regenerate the fixture with
+ * `/usr/bin/python3 scripts/gen_rnn_fixtures.py` (its header documents the Keras <-> PyTorch
+ * weight mapping and the tensor names NAME.inK, NAME.gy, NAME.y, NAME.ginK).
+ *
+ * Each case builds the op with the fixture's inputs as params (a grad buffer, NaN-filled,
+ * exactly for the inputs that have a NAME.ginK), seeds the output's grad with NAME.gy, runs
+ * forward and backward, and compares the output and every gradient with
+ * max|got - want| / max(1, max|want|) <= 1e-4. */
+#include "ops/ops.h"
+#include "testutil.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOL 1e-4
+#define MAXIN 8
+
+static mm_st_file fx;
+
+static const mm_st_tensor *fget(const char *fmt, ...) {
+    char name[128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const mm_st_tensor *t = mm_st_find(&fx, name);
+    if (t && strcmp(t->dtype, "F32") != 0) {
+        CHECK(0, "fixture tensor %s has dtype %s, expected F32", name, t->dtype);
+        return NULL;
+    }
+    return t;
+}
+
+/* max|got - want| / max(1, max|want|); NaN/Inf in got counts as infinite error. */
+static double rel_err(const float *got, const float *want, size_t n) {
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(got[i])) return INFINITY;
+        double e = fabs((double)got[i] - (double)want[i]);
+        if (e > d) d = e;
+        if (fabs((double)want[i]) > m) m = fabs((double)want[i]);
+    }
+    return d / fmax(1.0, m);
+}
+
+static double compare(const char *cs, const char *what, const float *got, size_t n, const mm_st_tensor *want) {
+    if (!want) {
+        CHECK(0, "%s: fixture lacks %s", cs, what);
+        return INFINITY;
+    }
+    if (want->size != n) {
+        CHECK(0, "%s: %s has %zu values, fixture %zu", cs, what, n, want->size);
+        return INFINITY;
+    }
+    double e = rel_err(got, want->data, n);
+    CHECK(e <= TOL, "%s: %s max error %.3g > %.1g", cs, what, e, TOL);
+    if (e > TOL) {
+        const float *w = want->data;
+        for (size_t i = 0, shown = 0; i < n && shown < 4; i++)
+            if (!(fabsf(got[i] - w[i]) <= TOL * fmaxf(1.0f, fabsf(w[i]))))
+                fprintf(stderr, "    %s %s[%zu]: got %.7g, expected %.7g\n", cs, what, i, got[i], w[i]), shown++;
+    }
+    return e;
+}
+
+typedef struct rcase {
+    const char *name;
+    int cell, flags;
+    int bias, mask; /* inputs present after x, W, U */
+    int step;       /* 1: last_step, 2: first_step on the output (with the mask) */
+    int bidir;      /* concat(forward run, MM_RNN_BACKWARDS run) of two weight sets */
+} rcase;
+
+enum { SIMPLE = MM_RNN_SIMPLE, LSTM = MM_RNN_LSTM, GRU = MM_RNN_GRU };
+#define BACK MM_RNN_BACKWARDS
+#define CELL MM_RNN_CELL
+#define ZERO MM_RNN_ZERO_MASKED
+
+static const rcase cases[] = {
+    {"rnn", SIMPLE, 0, 1, 0, 0, 0},
+    {"rnn_back", SIMPLE, BACK, 1, 0, 0, 0},
+    {"lstm", LSTM, 0, 1, 0, 0, 0},
+    {"lstm_back", LSTM, BACK, 1, 0, 0, 0},
+    {"gru", GRU, 0, 1, 0, 0, 0},
+    {"gru_back", GRU, BACK, 1, 0, 0, 0},
+    {"gru_nobias", GRU, 0, 0, 0, 0, 0},
+    {"lstm_nobias", LSTM, 0, 0, 0, 0, 0},
+    {"rnn_mask", SIMPLE, 0, 1, 1, 0, 0},
+    {"rnn_mask_back", SIMPLE, BACK, 1, 1, 0, 0},
+    {"lstm_mask", LSTM, 0, 1, 1, 0, 0},
+    {"lstm_mask_back", LSTM, BACK, 1, 1, 0, 0},
+    {"gru_mask", GRU, 0, 1, 1, 0, 0},
+    {"gru_mask_back", GRU, BACK, 1, 1, 0, 0},
+    {"lstm_cell", LSTM, CELL, 1, 0, 0, 0},
+    {"lstm_cell_zero", LSTM, CELL | ZERO, 1, 1, 0, 0},
+    {"lstm_cell_zero_back", LSTM, CELL | ZERO | BACK, 1, 1, 0, 0},
+    {"lstm_last", LSTM, ZERO, 1, 1, 1, 0},
+    {"lstm_first", LSTM, ZERO | BACK, 1, 1, 2, 0},
+    {"gru_last", GRU, ZERO, 1, 1, 1, 0},
+    {"gru_first", GRU, ZERO | BACK, 1, 1, 2, 0},
+    {"lstm_bidir", LSTM, 0, 1, 0, 0, 1},
+    {"gru_bidir", GRU, 0, 1, 0, 0, 1},
+};
+
+static mm_node *build(mm_graph *g, mm_node **in, const rcase *c) {
+    if (c->bidir) {
+        mm_node *pair[2] = {mm_g_rnn(g, c->cell, in[0], NULL, in[1], in[2], in[3], c->flags),
+                            mm_g_rnn(g, c->cell, in[0], NULL, in[4], in[5], in[6], c->flags | BACK)};
+        return mm_g_concat(g, 2, pair, -1);
+    }
+    mm_node *b = c->bias ? in[3] : NULL, *m = c->mask ? in[3 + c->bias] : NULL;
+    mm_node *y = mm_g_rnn(g, c->cell, in[0], m, in[1], in[2], b, c->flags);
+    if (c->step == 1) y = mm_g_last_step(g, y, m);
+    if (c->step == 2) y = mm_g_first_step(g, y, m);
+    return y;
+}
+
+static void run_case(const rcase *c) {
+    const char *cs = c->name;
+    const int n_in = c->bidir ? 7 : 3 + c->bias + c->mask;
+    mm_graph *g = mm_graph_new();
+    mm_node *in[MAXIN] = {0};
+    float *val[MAXIN] = {0}, *grad[MAXIN] = {0};
+    const mm_st_tensor *gin[MAXIN] = {0};
+    double worst = 0;
+    int ok = 1;
+    CHECK(fget("%s.in%d", cs, n_in) == NULL, "%s: fixture has more than %d inputs", cs, n_in);
+    for (int k = 0; k < n_in; k++) {
+        const mm_st_tensor *t = fget("%s.in%d", cs, k);
+        CHECK(t != NULL, "%s: fixture lacks %s.in%d", cs, cs, k);
+        if (!t) {
+            ok = 0;
+            break;
+        }
+        gin[k] = fget("%s.gin%d", cs, k);
+        val[k] = malloc(t->size * sizeof(float));
+        memcpy(val[k], t->data, t->size * sizeof(float));
+        if (gin[k]) { /* NaN-filled: a gradient the op forgets to write shows up */
+            grad[k] = malloc(t->size * sizeof(float));
+            for (size_t j = 0; j < t->size; j++) grad[k][j] = NAN;
+        }
+        char nm[16];
+        snprintf(nm, sizeof nm, "in%d", k);
+        in[k] = mm_graph_param(g, nm, t->ndim, t->shape, val[k], grad[k], gin[k] != NULL);
+    }
+    if (ok) CHECK(!c->mask || !gin[n_in - 1], "%s: the mask has a gradient in the fixture", cs);
+    mm_node *out = ok ? build(g, in, c) : NULL;
+    if (ok) CHECK(out != NULL, "%s: build failed: %s", cs, mm_errmsg());
+    const mm_st_tensor *y = fget("%s.y", cs), *gy = fget("%s.gy", cs);
+    if (out && y && gy) {
+        CHECK(out->ndim == y->ndim && memcmp(out->shape, y->shape, (size_t)y->ndim * sizeof(int)) == 0,
+              "%s: output rank %d, fixture rank %d", cs, out->ndim, y->ndim);
+        g->external_seed = 1;
+        mm_status st = mm_graph_plan(g, out, 1);
+        CHECK(st == MM_OK, "%s: plan failed: %s", cs, mm_errmsg());
+        if (st == MM_OK && out->size == gy->size && out->grad) {
+            mm_graph_forward(g);
+            memcpy(out->grad, gy->data, gy->size * sizeof(float));
+            mm_graph_backward(g);
+            worst = fmax(worst, compare(cs, "y", out->value, out->size, y));
+            for (int k = 0; k < n_in; k++) {
+                if (!gin[k]) continue;
+                char what[24];
+                snprintf(what, sizeof what, "gin%d", k);
+                worst = fmax(worst, compare(cs, what, grad[k], gin[k]->size, gin[k]));
+            }
+        } else if (st == MM_OK) {
+            CHECK(0, "%s: output has %zu values, gy %zu", cs, out->size, gy->size);
+            worst = INFINITY;
+        }
+    } else {
+        if (out) CHECK(0, "%s: fixture lacks y or gy", cs);
+        worst = INFINITY;
+    }
+    printf("%-22s max error %.3g\n", cs, worst);
+    mm_graph_free(g);
+    for (int k = 0; k < n_in; k++) free(val[k]), free(grad[k]);
+}
+
+int main(void) {
+    const char *path = tu_source_path("tests/fixtures/parity_rnn.safetensors");
+    mm_status st = mm_st_read(path, &fx);
+    CHECK(st == MM_OK, "reading %s: %s", path, mm_errmsg());
+    if (st != MM_OK) return tu_finish();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
+    /* every case in the fixture is run */
+    int listed = 0;
+    for (int i = 0; i < fx.n; i++) {
+        const char *nm = fx.tensors[i].name;
+        size_t len = strlen(nm);
+        if (len > 2 && strcmp(nm + len - 2, ".y") == 0) listed++;
+    }
+    CHECK(listed == (int)(sizeof cases / sizeof cases[0]), "fixture has %d cases, the test runs %zu", listed,
+          sizeof cases / sizeof cases[0]);
+    mm_st_free(&fx);
+    return tu_finish();
+}

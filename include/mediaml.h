@@ -409,6 +409,21 @@ mm_preprocess mm_model_get_preprocess(const mm_model *m);
 mm_status mm_model_set_labels(mm_model *m, int n, const char *const *labels);
 const char *mm_model_label(const mm_model *m, int i);
 
+/* Incremental (KV-cache) decoding of a causal sequence model over token ids: feed one token
+ * at a time and get the model's output row for that position (e.g. next-token
+ * probabilities). Each attention layer keeps its keys and values, so n tokens cost n row
+ * passes. Works for models built from Embedding, PositionEmbedding, Dense, LayerNormalization,
+ * Activation, Dropout, Add, Multiply, Concatenate and causal self-attention MultiHeadAttention;
+ * other layers give an error at mm_decoder_new. The model must outlive the decoder. */
+typedef struct mm_decoder mm_decoder;
+mm_status mm_decoder_new(mm_model *m, mm_decoder **out);
+/* out: the output row (the model's last-axis width), or NULL. Fails when the context is full. */
+mm_status mm_decoder_step(mm_decoder *d, int token, float *out);
+void mm_decoder_reset(mm_decoder *d);
+int mm_decoder_position(const mm_decoder *d);
+int mm_decoder_capacity(const mm_decoder *d);
+void mm_decoder_free(mm_decoder *d);
+
 /* Application metadata stored in the model file (string key -> string value, e.g. JSON):
  * id maps, vocabularies, the data set a model was trained on. Setting NULL removes a key. */
 mm_status mm_model_set_metadata(mm_model *m, const char *key, const char *value);

@@ -128,10 +128,9 @@ static void gradchecks(void) {
 typedef struct net {
     mm_graph *g;
     mm_node *x, *m, *y;
-    float *W, *U, *b;
 } net;
 
-/* An inference graph with constant params; x and mask values are copied in. */
+/* An inference graph whose params (x, mask, weights) point at the caller's arrays; runs forward once. */
 static net build_net(int cell, int flags, int B, int T, int D, int H, const float *xv, const float *mv,
                      const float *W, const float *U, const float *b) {
     net r = {0};

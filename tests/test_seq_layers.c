@@ -132,12 +132,44 @@ static void test_transformer_lm(void) {
     printf("1-block causal Transformer on cyclic sequences: per-token accuracy %.3f\n", acc);
     /* the first token of each sequence cannot be predicted (step unknown): <= 1 - 1/(2T) */
     CHECK(acc >= 0.85, "transformer accuracy %.3f", acc);
+
+    /* KV-cache decoding gives, position by position, what the full forward pass gives. */
+    mm_decoder *dec = NULL;
+    CHECK_OK(mm_decoder_new(m, &dec));
+    if (dec) {
+        mm_array one = {0}, full;
+        int os[2] = {1, T};
+        mm_array_alloc(&one, 2, os);
+        memcpy(one.data, test.x.data, T * sizeof(float));
+        CHECK_OK(mm_predict(m, &one, 1, &full));
+        double worst = 0;
+        float row[16];
+        for (int t = 0; t < T; t++) {
+            CHECK_OK(mm_decoder_step(dec, (int)one.data[t], row));
+            for (int v = 0; v < V; v++) worst = fmax(worst, fabs(row[v] - full.data[t * V + v]));
+        }
+        printf("KV-cache decoding vs full forward: max difference %.2g\n", worst);
+        CHECK(worst < 1e-5, "decoder differs from the forward pass by %g", worst);
+        CHECK_ERR(mm_decoder_step(dec, 1, row), MM_ERR_ARG, "full");
+        mm_decoder_reset(dec);
+        CHECK_ERR(mm_decoder_step(dec, 99, row), MM_ERR_ARG, "token id 99");
+        mm_array_free(&one);
+        mm_array_free(&full);
+    }
+    mm_decoder_free(dec);
     mm_model_free(m);
     mm_dataset_free(&train);
     mm_dataset_free(&test);
 }
 
 static void test_bad_configs(void) {
+    mm_model *r = mm_sequential();
+    CHECK_OK(mm_add(r, mm_Embedding(.input_dim = 5, .output_dim = 4, .input_shape = {6})));
+    CHECK_OK(mm_add(r, mm_LSTM(.units = 4, .return_sequences = 1)));
+    mm_decoder *d = NULL;
+    CHECK_ERR(mm_decoder_new(r, &d), MM_ERR_ARG, "one position at a time");
+    mm_model_free(r);
+
     mm_model *m = mm_sequential();
     CHECK_ERR(mm_add(m, mm_LSTM(.units = 4, .input_shape = {8})), MM_ERR_SHAPE, "sequences");
     mm_model_free(m);

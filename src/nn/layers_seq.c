@@ -224,11 +224,11 @@ mm_status mm_seq_layer_attach(mm_model *m, mm_layer *l, const int *ndims, const 
 /* ---- graph building ---- */
 
 static mm_node *rnn(mm_model *m, mm_layer *l, mm_graph *g, mm_node *x, mm_node *mask, int training, int type,
-                    int first_param, int backwards) {
+                    int first_param, int flags) {
     mm_node *W = mm_layer_param_node(m, g, l->param[first_param], training);
     mm_node *U = mm_layer_param_node(m, g, l->param[first_param + 1], training);
     mm_node *b = l->use_bias ? mm_layer_param_node(m, g, l->param[first_param + 2], training) : NULL;
-    return mm_g_rnn(g, cell_of(type), x, mask, W, U, b, backwards ? MM_RNN_BACKWARDS : 0);
+    return mm_g_rnn(g, cell_of(type), x, mask, W, U, b, flags);
 }
 
 static mm_node *dense(mm_model *m, mm_layer *l, mm_graph *g, mm_node *x, int k, int training) {
@@ -250,8 +250,10 @@ mm_node *mm_seq_layer_build(mm_model *m, mm_layer *l, mm_graph *g, mm_node **xs,
     }
     case MM_BIDIRECTIONAL: {
         int per = l->use_bias ? 3 : 2;
-        mm_node *f = rnn(m, l, g, x, mask, training, l->inner, 0, 0);
-        mm_node *b = rnn(m, l, g, x, mask, training, l->inner, per, 1);
+        /* Keras's Bidirectional zeroes the masked steps' outputs when it returns sequences */
+        int zero = l->return_sequences ? MM_RNN_ZERO_MASKED : 0;
+        mm_node *f = rnn(m, l, g, x, mask, training, l->inner, 0, zero);
+        mm_node *b = rnn(m, l, g, x, mask, training, l->inner, per, zero | MM_RNN_BACKWARDS);
         mm_node *parts[2] = {f, b};
         if (!l->return_sequences) {
             /* a backwards run ends at the first real step */

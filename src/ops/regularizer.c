@@ -60,6 +60,18 @@ static void l1l2_forward(mm_node *n) {
     n->value[0] = (float)s;
 }
 
+/* dw = gl1 * sign(w) + gl2 * w over [lo, hi); branch-free so it vectorizes. */
+static void grad_span(float *dw, const float *w, float gl1, float gl2, int acc, long lo, long hi) {
+    if (gl1 == 0.0f) {
+        for (long i = lo; i < hi; i++) dw[i] = (acc ? dw[i] : 0.0f) + gl2 * w[i];
+        return;
+    }
+    for (long i = lo; i < hi; i++) {
+        float sgn = (float)(w[i] > 0) - (float)(w[i] < 0);
+        dw[i] = (acc ? dw[i] : 0.0f) + gl1 * sgn + gl2 * w[i];
+    }
+}
+
 static void l1l2_backward(mm_node *n) {
     float *dw = n->in[0]->grad;
     if (!dw) return;
@@ -68,12 +80,12 @@ static void l1l2_backward(mm_node *n) {
     const int acc = n->acc[0];
     const long size = (long)n->in[0]->size;
     const int nt = nthreads(n);
-#pragma omp parallel for num_threads(nt) schedule(static) if(size > PAR_MIN)
-    for (long i = 0; i < size; i++) {
-        float sgn = w[i] > 0 ? 1.0f : w[i] < 0 ? -1.0f : 0.0f;
-        float v = gl1 * sgn + gl2 * w[i];
-        dw[i] = acc ? dw[i] + v : v;
+    if (size <= PAR_MIN || nt <= 1) { /* small (e.g. per-batch lookups): no parallel region */
+        grad_span(dw, w, gl1, gl2, acc, 0, size);
+        return;
     }
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int t = 0; t < nt; t++) grad_span(dw, w, gl1, gl2, acc, size * t / nt, size * (t + 1) / nt);
 }
 
 static const mm_op l1l2_op = {

@@ -106,25 +106,19 @@ void mm_optimizer_begin_step(mm_optimizer *o) {
     o->cur_alpha = (float)(o->cur_lr * sqrt(1 - pow(o->beta_2, t)) / (1 - pow(o->beta_1, t)));
 }
 
-void mm_optimizer_update(mm_optimizer *o, float *w, float *g, size_t begin, size_t end) {
+/* The update rules over one contiguous span, serially (element-wise: any split of a range
+ * gives the same result). */
+static void update_span(const mm_optimizer *o, float *w, const float *g, float *m, float *v, long n) {
     const float lr = o->cur_lr;
-    float *m = o->slot1, *v = o->slot2;
-    const long n = (long)(end - begin);
-    w += begin, g += begin, m += begin, v += begin;
-    /* Element-wise, so splitting across threads does not change the result. */
-    const int nt = n > 32768 ? mm_get_threads() : 1;
     switch (o->kind) {
     case MM_OPT_SGD:
         if (o->momentum == 0) {
-#pragma omp parallel for simd num_threads(nt) schedule(static)
             for (long i = 0; i < n; i++) w[i] -= lr * g[i];
         } else {
             const float mu = o->momentum;
-            const int nesterov = o->nesterov;
-#pragma omp parallel for simd num_threads(nt) schedule(static)
             for (long i = 0; i < n; i++) {
                 m[i] = mu * m[i] - lr * g[i];
-                w[i] += nesterov ? mu * m[i] - lr * g[i] : m[i];
+                w[i] += o->nesterov ? mu * m[i] - lr * g[i] : m[i];
             }
         }
         break;
@@ -132,7 +126,7 @@ void mm_optimizer_update(mm_optimizer *o, float *w, float *g, size_t begin, size
     case MM_OPT_ADAM: {
         const float b1 = o->beta_1, b2 = o->beta_2, eps = o->epsilon, alpha = o->cur_alpha;
         const float decay = o->kind == MM_OPT_ADAMW ? lr * o->weight_decay : 0.0f;
-#pragma omp parallel for simd num_threads(nt) schedule(static)
+#pragma omp simd
         for (long i = 0; i < n; i++) {
             w[i] -= decay * w[i];
             m[i] += (g[i] - m[i]) * (1 - b1);
@@ -143,7 +137,6 @@ void mm_optimizer_update(mm_optimizer *o, float *w, float *g, size_t begin, size
     }
     case MM_OPT_RMSPROP: {
         const float rho = o->rho, eps = o->epsilon, mu = o->momentum;
-#pragma omp parallel for simd num_threads(nt) schedule(static)
         for (long i = 0; i < n; i++) {
             m[i] = rho * m[i] + (1 - rho) * g[i] * g[i];
             float step = lr * g[i] / sqrtf(m[i] + eps); /* Keras: epsilon inside the root */
@@ -156,6 +149,24 @@ void mm_optimizer_update(mm_optimizer *o, float *w, float *g, size_t begin, size
         }
         break;
     }
+    }
+}
+
+void mm_optimizer_update(mm_optimizer *o, float *w, float *g, size_t begin, size_t end) {
+    const long n = (long)(end - begin);
+    float *m = o->slot1 + begin, *v = o->slot2 + begin;
+    w += begin, g += begin;
+    /* Small ranges (embedding rows, biases) stay on this thread: entering a parallel region
+     * would cost more than the update. */
+    const int nt = n > 32768 ? mm_get_threads() : 1;
+    if (nt <= 1) {
+        update_span(o, w, g, m, v, n);
+        return;
+    }
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int t = 0; t < nt; t++) {
+        long lo = n * t / nt, hi = n * (t + 1) / nt;
+        update_span(o, w + lo, g + lo, m + lo, v + lo, hi - lo);
     }
 }
 

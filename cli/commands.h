@@ -15,6 +15,11 @@ int cmd_recommend_train(int argc, char **argv);
 int cmd_recommend_eval(int argc, char **argv);
 int cmd_recommend_top(int argc, char **argv);
 int cmd_recommend_similar(int argc, char **argv);
+int cmd_textgen(int argc, char **argv);
+int cmd_textgen_train(int argc, char **argv);
+int cmd_textgen_generate(int argc, char **argv);
+int cmd_textgen_eval(int argc, char **argv);
+int cmd_textgen_import_gpt2(int argc, char **argv);
 
 /* Applies --threads when given (T >= 1); returns 0 or EXIT_USAGE. */
 int cli_apply_threads(const cli_cmd *c, const char *flag, int threads);

@@ -18,6 +18,9 @@ static void usage(FILE *f) {
           "  recommend eval   RMSE/MAE, HR@10/NDCG@10 and Recall@10 of a model beside the popularity baseline\n"
           "  recommend top    a user's top items with the rated items behind each\n"
           "  recommend similar  the items most similar to an item\n"
+          "  textgen train    train a character or BPE language model (GPT or LSTM) on a text file\n"
+          "  textgen generate sample text from a language model (KV cache, temperature, top-k, top-p)\n"
+          "  textgen eval     validation loss of a language model on a text file\n"
           "  summary FILE     show a model file's layers, parameters, preprocessing and labels\n"
           "\n"
           "Options:\n"
@@ -52,6 +55,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "vision")) return cmd_vision(argc - 1, argv + 1);
     if (!strcmp(cmd, "recommend")) return cmd_recommend(argc - 1, argv + 1);
+    if (!strcmp(cmd, "textgen")) return cmd_textgen(argc - 1, argv + 1);
     if (!strcmp(cmd, "summary")) return cmd_summary(argc - 1, argv + 1);
     if (cmd[0] == '-') fprintf(stderr, "mediaml: unknown option '%s'\n", cmd);
     else fprintf(stderr, "mediaml: unknown command '%s'\n", cmd);

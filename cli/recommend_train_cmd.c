@@ -44,7 +44,9 @@ static int on_epoch(const rec_epoch_info *e, void *user) {
     t->epoch = e->epoch;
     if (t->bar_shown) fputs("\r\033[K", stdout), t->bar_shown = 0;
     if (t->json) {
-        printf("{\"epoch\":%d,\"epochs\":%d,\"examples\":%ld,\"loss\":", e->epoch, e->epochs, e->examples);
+        printf("{");
+        if (e->phase) printf("\"pretrain\":\"%s\",", e->phase);
+        printf("\"epoch\":%d,\"epochs\":%d,\"examples\":%ld,\"loss\":", e->epoch, e->epochs, e->examples);
         json_number(stdout, e->loss);
         if (e->has_rmse) {
             fputs(",\"test_rmse\":", stdout);
@@ -62,6 +64,7 @@ static int on_epoch(const rec_epoch_info *e, void *user) {
         json_number(stdout, e->seconds);
         fputs("}\n", stdout);
     } else {
+        if (e->phase) printf("Pretraining %s: ", !strcmp(e->phase, "gmf") ? "GMF" : "MLP");
         printf("Epoch %d/%d - %ld examples - loss: %.4f", e->epoch, e->epochs, e->examples, e->loss);
         if (e->has_rmse) printf(" - test RMSE: %.4f - MAE: %.4f", e->rmse, e->mae);
         if (e->has_ncf) printf(" - HR@10: %.4f - NDCG@10: %.4f", e->hr, e->ndcg);
@@ -76,13 +79,15 @@ static void on_start(const rec_train_config *c, const rec_train_report *r, void 
     fprintf(stderr, "Training %s on %s (split %s): %ld training / %ld test ratings, %d users, %d items; %ld params\n",
             rec_kind_name(c->kind), c->data_dir, c->split, r->train_count, r->test_count, r->users, r->items, r->params);
     if (c->kind == REC_MF)
-        fprintf(stderr, "Settings: factors %d, l2 %g, l2 bias %g, %s lr %g, batch %d, %d epochs, seed %llu\n", c->factors,
-                c->l2, c->l2_bias, c->optimizer, c->lr, c->batch_size, c->epochs, (unsigned long long)c->seed);
+        fprintf(stderr, "Settings: factors %d, l2 %g, l2 bias %g, %s lr %g (%s), batch %d, %d epochs, seed %llu\n", c->factors,
+                c->l2, c->l2_bias, c->optimizer, c->lr, c->schedule, c->batch_size, c->epochs, (unsigned long long)c->seed);
     else if (c->kind == REC_NEUMF) {
         fprintf(stderr, "Settings: GMF factors %d, MLP", c->factors);
         for (int k = 0; k < 7 && c->mlp[k] > 0; k++) fprintf(stderr, "%s%d", k ? "-" : " ", c->mlp[k]);
-        fprintf(stderr, ", %d negatives, l2 %g, dropout %g, %s lr %g, batch %d, %d epochs, seed %llu\n", c->negatives,
-                c->l2, c->dropout, c->optimizer, c->lr, c->batch_size, c->epochs, (unsigned long long)c->seed);
+        fprintf(stderr, ", %d negatives, l2 %g, dropout %g, %s lr %g (%s), batch %d, %d epochs, seed %llu", c->negatives,
+                c->l2, c->dropout, c->optimizer, c->lr, c->schedule, c->batch_size, c->epochs, (unsigned long long)c->seed);
+        if (c->pretrain > 0) fprintf(stderr, "; GMF and MLP pretrained %d epochs each (adam lr %g)", c->pretrain, c->pretrain_lr);
+        fputc('\n', stderr);
     } else
         fputs("Settings: item counts of the training split\n", stderr);
     fflush(stderr);
@@ -122,6 +127,9 @@ int cmd_recommend_train(int argc, char **argv) {
         {"--l2-bias", OPT_FLOAT, &c.l2_bias, "L", "mf: L2 on the user and item biases (default 0)", 0},
         {"--dropout", OPT_FLOAT, &c.dropout, "P", "neumf: dropout after each MLP layer (default 0)", 0},
         {"--optimizer", OPT_STR, &c.optimizer, "NAME", "adam (default), sgd, adamw or rmsprop", 0},
+        {"--schedule", OPT_STR, &c.schedule, "NAME", "learning rate: constant (default) or cosine (decays to 0 over the epochs)", 0},
+        {"--pretrain", OPT_INT, &c.pretrain, "N", "neumf: first train GMF and MLP alone for N epochs each (0: none)", 0},
+        {"--pretrain-lr", OPT_FLOAT, &c.pretrain_lr, "LR", "neumf: Adam learning rate of the pretraining (default 0.001)", 0},
         {"--batch-size", OPT_INT, &c.batch_size, "B", "examples per batch (default 256)", 0},
         {"--negatives", OPT_INT, &c.negatives, "N", "neumf: sampled negatives per positive, fresh every epoch (default 4)", 0},
         {"--seed", OPT_U64, &c.seed, "S", "seed for initialization, shuffling and negatives (default 0)", 0},
@@ -160,6 +168,10 @@ int cmd_recommend_train(int argc, char **argv) {
     if (cli_find(&cmd, "--l2")->seen && c.l2 == 0) c.l2 = -1;
     if (cli_find(&cmd, "--l2-bias")->seen && c.l2_bias == 0) c.l2_bias = -1;
     if (cli_find(&cmd, "--dropout")->seen && c.dropout == 0) c.dropout = -1;
+    if (c.pretrain < 0) return cli_usage_error(&cmd, "--pretrain must not be negative, got %d", c.pretrain);
+    if (cli_find(&cmd, "--pretrain")->seen && c.pretrain == 0) c.pretrain = -1;
+    if (cli_find(&cmd, "--pretrain-lr")->seen && !(c.pretrain_lr > 0))
+        return cli_usage_error(&cmd, "--pretrain-lr must be positive, got %g", c.pretrain_lr);
     if (!(c.dropout >= 0 && c.dropout < 1)) return cli_usage_error(&cmd, "--dropout must be in [0, 1), got %g", c.dropout);
     if (mlp && parse_mlp(mlp, c.mlp))
         return cli_usage_error(&cmd, "--mlp expects 2 to 6 positive sizes separated by commas, the first even, got '%s'", mlp);
@@ -169,6 +181,8 @@ int cmd_recommend_train(int argc, char **argv) {
         for (size_t i = 0; i < sizeof known / sizeof *known; i++) ok |= !strcmp(c.optimizer, known[i]);
         if (!ok) return cli_usage_error(&cmd, "unknown optimizer '%s' (expected adam, sgd, adamw or rmsprop)", c.optimizer);
     }
+    if (c.schedule && strcmp(c.schedule, "constant") && strcmp(c.schedule, "cosine"))
+        return cli_usage_error(&cmd, "unknown schedule '%s' (expected constant or cosine)", c.schedule);
     if ((rc = cli_apply_threads(&cmd, "--threads", threads))) return rc;
     if (access(c.data_dir, F_OK) != 0) {
         fprintf(stderr, "mediaml: data directory %s not found (give --data DIR or set MEDIAML_DATA)\n", c.data_dir);

@@ -114,43 +114,48 @@ mm_status rec_build_mf(int users, int items, int factors, float l2, float l2_bia
     return MM_OK;
 }
 
-mm_status rec_build_neumf(int users, int items, int gmf, const int *mlp, float l2, float dropout, mm_model **out) {
+mm_status rec_build_ncf(int users, int items, int gmf, const int *mlp, float l2, float dropout, rec_branch which,
+                        mm_model **out) {
     *out = NULL;
     int nm = 0;
     while (mlp && nm < 6 && mlp[nm] > 0) nm++;
-    if (users < 1 || items < 1 || gmf < 1 || nm < 2 || mlp[0] % 2)
+    if (users < 1 || items < 1 || ((which & REC_BRANCH_GMF) && gmf < 1) ||
+        ((which & REC_BRANCH_MLP) && (nm < 2 || mlp[0] % 2)))
         return mm_error(MM_ERR_ARG, "neumf: needs users, items, GMF factors and an MLP of at least two layers whose "
                                     "first (embedding) size is even");
     if (!(dropout >= 0 && dropout < 1)) return mm_error(MM_ERR_ARG, "neumf: dropout %g outside [0, 1)", dropout);
-    mm_model *m = mm_functional("neumf");
+    mm_model *m = mm_functional(which == REC_BRANCH_BOTH ? "neumf" : which == REC_BRANCH_GMF ? "gmf" : "mlp");
     if (!m) return mm_error(MM_ERR_NOMEM, "neumf: out of memory");
     int x = mm_input(m, 1, (int[]){2});
     int u = mm_call(m, mm_Slice(.begin = 0, .size = 1, .name = "user"), x);
     int i = mm_call(m, mm_Slice(.begin = 1, .size = 1, .name = "item"), x);
-    /* GMF branch */
-    int gu = mm_call(m, mm_Embedding(.input_dim = users, .output_dim = gmf, .l2 = l2, .name = "gmf_user"), u);
-    int gi = mm_call(m, mm_Embedding(.input_dim = items, .output_dim = gmf, .l2 = l2, .name = "gmf_item"), i);
-    int guf = mm_call(m, mm_Flatten(.name = "gmf_user_flat"), gu);
-    int gif = mm_call(m, mm_Flatten(.name = "gmf_item_flat"), gi);
-    int g = mm_call(m, mm_Multiply(.name = "gmf"), guf, gif);
-    /* MLP branch */
-    int half = mlp[0] / 2;
-    int mu = mm_call(m, mm_Embedding(.input_dim = users, .output_dim = half, .l2 = l2, .name = "mlp_user"), u);
-    int mi = mm_call(m, mm_Embedding(.input_dim = items, .output_dim = half, .l2 = l2, .name = "mlp_item"), i);
-    int muf = mm_call(m, mm_Flatten(.name = "mlp_user_flat"), mu);
-    int mif = mm_call(m, mm_Flatten(.name = "mlp_item_flat"), mi);
-    int h = mm_call(m, mm_Concatenate(.name = "mlp_concat"), muf, mif);
-    for (int k = 1; k < nm; k++) {
-        char name[32];
-        snprintf(name, sizeof name, "mlp_%d", k);
-        h = mm_call(m, mm_Dense(.units = mlp[k], .activation = "relu", .name = name), h);
-        if (dropout > 0) {
-            snprintf(name, sizeof name, "mlp_dropout_%d", k);
-            h = mm_call(m, mm_Dropout(.rate = dropout, .name = name), h);
+    int g = -1, h = -1, y;
+    if (which & REC_BRANCH_GMF) {
+        int gu = mm_call(m, mm_Embedding(.input_dim = users, .output_dim = gmf, .l2 = l2, .name = "gmf_user"), u);
+        int gi = mm_call(m, mm_Embedding(.input_dim = items, .output_dim = gmf, .l2 = l2, .name = "gmf_item"), i);
+        int guf = mm_call(m, mm_Flatten(.name = "gmf_user_flat"), gu);
+        int gif = mm_call(m, mm_Flatten(.name = "gmf_item_flat"), gi);
+        g = mm_call(m, mm_Multiply(.name = "gmf"), guf, gif);
+    }
+    if (which & REC_BRANCH_MLP) {
+        int half = mlp[0] / 2;
+        int mu = mm_call(m, mm_Embedding(.input_dim = users, .output_dim = half, .l2 = l2, .name = "mlp_user"), u);
+        int mi = mm_call(m, mm_Embedding(.input_dim = items, .output_dim = half, .l2 = l2, .name = "mlp_item"), i);
+        int muf = mm_call(m, mm_Flatten(.name = "mlp_user_flat"), mu);
+        int mif = mm_call(m, mm_Flatten(.name = "mlp_item_flat"), mi);
+        h = mm_call(m, mm_Concatenate(.name = "mlp_concat"), muf, mif);
+        for (int k = 1; k < nm; k++) {
+            char name[32];
+            snprintf(name, sizeof name, "mlp_%d", k);
+            h = mm_call(m, mm_Dense(.units = mlp[k], .activation = "relu", .name = name), h);
+            if (dropout > 0) {
+                snprintf(name, sizeof name, "mlp_dropout_%d", k);
+                h = mm_call(m, mm_Dropout(.rate = dropout, .name = name), h);
+            }
         }
     }
-    int c = mm_call(m, mm_Concatenate(.name = "neumf_concat"), g, h);
-    int y = mm_call(m, mm_Dense(.units = 1, .activation = "sigmoid", .name = "prediction"), c);
+    int c = which == REC_BRANCH_BOTH ? mm_call(m, mm_Concatenate(.name = "neumf_concat"), g, h) : which == REC_BRANCH_GMF ? g : h;
+    y = mm_call(m, mm_Dense(.units = 1, .activation = "sigmoid", .name = "prediction"), c);
     if (y < 0) {
         mm_status st = mm_error(MM_ERR_ARG, "neumf: building the model: %s", mm_errmsg());
         mm_model_free(m);
@@ -158,6 +163,10 @@ mm_status rec_build_neumf(int users, int items, int gmf, const int *mlp, float l
     }
     *out = m;
     return MM_OK;
+}
+
+mm_status rec_build_neumf(int users, int items, int gmf, const int *mlp, float l2, float dropout, mm_model **out) {
+    return rec_build_ncf(users, items, gmf, mlp, l2, dropout, REC_BRANCH_BOTH, out);
 }
 
 mm_status rec_build_pop(int users, int items, mm_model **out) {
@@ -186,6 +195,7 @@ mm_status rec_build_pop(int users, int items, mm_model **out) {
 void rec_train_defaults(rec_train_config *c) {
     if (!c->optimizer) c->optimizer = "adam";
     if (!c->batch_size) c->batch_size = 256;
+    if (!c->schedule) c->schedule = "constant";
     switch (c->kind) {
     case REC_MF:
         if (!c->split) c->split = "u1";
@@ -204,6 +214,7 @@ void rec_train_defaults(rec_train_config *c) {
         }
         if (!c->negatives) c->negatives = 4;
         if (!c->lr) c->lr = 0.001f;
+        if (!c->pretrain_lr) c->pretrain_lr = 0.001f;
         break;
     case REC_POP:
         if (!c->split) c->split = "loo";
@@ -215,4 +226,5 @@ void rec_train_defaults(rec_train_config *c) {
     if (c->l2 < 0) c->l2 = 0;
     if (c->l2_bias < 0) c->l2_bias = 0;
     if (c->dropout < 0) c->dropout = 0;
+    if (c->pretrain < 0 || c->kind != REC_NEUMF) c->pretrain = 0;
 }

@@ -67,6 +67,12 @@ mm_status rec_build_mf(int users, int items, int factors, float l2, float l2_bia
  * zero-terminated, at most 6 entries. */
 mm_status rec_build_neumf(int users, int items, int gmf, const int *mlp, float l2, float dropout, mm_model **out);
 
+/* NeuMF's branches alone, each with its own Dense(1, sigmoid) "prediction" (the layer names
+ * are NeuMF's, for pretraining): */
+typedef enum rec_branch { REC_BRANCH_GMF = 1, REC_BRANCH_MLP = 2, REC_BRANCH_BOTH = 3 } rec_branch;
+mm_status rec_build_ncf(int users, int items, int gmf, const int *mlp, float l2, float dropout, rec_branch which,
+                        mm_model **out);
+
 /* Popularity: score(user, item) = P[item], a one-column item embedding that training sets
  * to the item's number of training interactions. */
 mm_status rec_build_pop(int users, int items, mm_model **out);
@@ -75,6 +81,7 @@ mm_status rec_build_pop(int users, int items, mm_model **out);
 
 typedef struct rec_epoch_info {
     int epoch, epochs;
+    const char *phase;       /* NULL: the model; "gmf" / "mlp": NeuMF pretraining */
     double loss;             /* training loss (with the L2 terms) */
     double seconds;          /* this epoch: sampling + fit */
     long examples;           /* training examples this epoch (positives + negatives) */
@@ -101,7 +108,11 @@ typedef struct rec_train_config {
     float lr;
     float l2, l2_bias;        /* per-lookup L2 on the embeddings (factors, biases); < 0: none */
     float dropout;            /* neumf: after each MLP Dense; < 0: none */
+    int pretrain;             /* neumf: epochs of GMF and of MLP trained alone first (He et al.,
+                                 section 3.4.1); < 0: none */
+    float pretrain_lr;        /* neumf: Adam learning rate of the pretraining */
     const char *optimizer;    /* "adam", "sgd", ... */
+    const char *schedule;     /* "constant" or "cosine" (to 0 over all epochs) */
     uint64_t seed;
     int eval_every_epoch;     /* 1: fill rmse / hr in each rec_epoch_info (fast on ml-100k) */
     rec_epoch_fn on_epoch;

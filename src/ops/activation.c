@@ -1,8 +1,9 @@
-/* Activations: relu, leaky_relu, sigmoid, tanh, gelu (exact erf form), and softmax /
+/* Activations: relu, leaky_relu, sigmoid, tanh, gelu (exact erf form), gelu_tanh (the tanh
+ * approximation: GPT-2's "gelu_new", PyTorch's gelu(approximate="tanh")), and softmax /
  * log_softmax over the last axis (max-subtracted, numerically stable).
  *
  * Backward of relu, sigmoid, tanh, softmax and log_softmax reads only the op's own output,
- * so the planner may free the input early. leaky_relu and gelu read their input.
+ * so the planner may free the input early. leaky_relu, gelu and gelu_tanh read their input.
  *
  * attrs: leaky_relu f[0] = alpha. */
 #include "ops/ops.h"
@@ -162,6 +163,37 @@ static const mm_op gelu_op = {
     .backward_reads = 1u,
 };
 
+/* ------------------------------------------------------------------ gelu_tanh */
+
+/* y = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3);
+ * dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2), t = tanh(u). */
+#define SQRT_2_OVER_PI 0.79788456080286535588f
+#define GELU_TANH_C 0.044715f
+
+static void gelu_tanh_forward(mm_node *n) {
+    const float *x = n->in[0]->value;
+    float *y = n->value;
+    EACH(n, y[i] = 0.5f * x[i] * (1.0f + tanhf(SQRT_2_OVER_PI * (x[i] + GELU_TANH_C * x[i] * x[i] * x[i]))));
+}
+
+static inline float gelu_tanh_grad(float x) {
+    float x2 = x * x, t = tanhf(SQRT_2_OVER_PI * x * (1.0f + GELU_TANH_C * x2));
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_TANH_C * x2);
+}
+
+static void gelu_tanh_backward(mm_node *n) {
+    const float *x = n->in[0]->value, *gy = n->grad;
+    GRAD_EACH(n, gy[i] * gelu_tanh_grad(x[i]));
+}
+
+static const mm_op gelu_tanh_op = {
+    .name = "gelu_tanh",
+    .infer = same_infer,
+    .forward = gelu_tanh_forward,
+    .backward = gelu_tanh_backward,
+    .backward_reads = 1u,
+};
+
 /* ------------------------------------------------------------------ softmax / log_softmax */
 
 static void softmax_rows(mm_node *n, int logp) {
@@ -268,8 +300,8 @@ static const struct {
     const mm_op *op;
 } activations[] = {
     {"relu", &relu_op},       {"leaky_relu", &leaky_relu_op}, {"sigmoid", &sigmoid_op},
-    {"tanh", &tanh_op},       {"gelu", &gelu_op},             {"softmax", &softmax_op},
-    {"log_softmax", &log_softmax_op},
+    {"tanh", &tanh_op},       {"gelu", &gelu_op},             {"gelu_tanh", &gelu_tanh_op},
+    {"softmax", &softmax_op}, {"log_softmax", &log_softmax_op},
 };
 
 static int is_linear(const char *name) { return !name || !*name || strcmp(name, "linear") == 0; }

@@ -100,9 +100,10 @@ static void test_neumf_and_pop(void) {
                           .mlp = {32, 16, 8}, .eval_every_epoch = 1, .on_epoch = record_epoch, .user = &seen};
     rec_train_report r;
     CHECK_OK(rec_train(&c, NULL, &r));
-    CHECK(!strcmp(c.split, "loo") && c.negatives == 4 && r.test_count == 943, "neumf defaults: %s %d", c.split, c.negatives);
-    /* every epoch sees fresh negatives: positives x (1 + 4) */
-    CHECK(seen.n == 2 && seen.last.examples == 5 * r.train_count, "examples %ld", seen.last.examples);
+    CHECK(!strcmp(c.split, "loo") && c.negatives == 6 && !strcmp(c.schedule, "cosine") && r.test_count == 943,
+          "neumf defaults: %s %d %s", c.split, c.negatives, c.schedule);
+    /* every epoch sees fresh negatives: positives x (1 + 6) */
+    CHECK(seen.n == 2 && seen.last.examples == 7 * r.train_count, "examples %ld", seen.last.examples);
 
     rec_train_config p = {.kind = REC_POP, .data_dir = data_dir, .out_path = ppath};
     CHECK_OK(rec_train(&p, NULL, &r));

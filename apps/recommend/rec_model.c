@@ -195,7 +195,6 @@ mm_status rec_build_pop(int users, int items, mm_model **out) {
 void rec_train_defaults(rec_train_config *c) {
     if (!c->optimizer) c->optimizer = "adam";
     if (!c->batch_size) c->batch_size = 256;
-    if (!c->schedule) c->schedule = "constant";
     switch (c->kind) {
     case REC_MF:
         if (!c->split) c->split = "u1";
@@ -206,13 +205,14 @@ void rec_train_defaults(rec_train_config *c) {
         break;
     case REC_NEUMF:
         if (!c->split) c->split = "loo";
-        if (!c->epochs) c->epochs = 20;
-        if (!c->factors) c->factors = 16;
+        if (!c->epochs) c->epochs = 8;
+        if (!c->factors) c->factors = 64;
+        if (!c->schedule) c->schedule = "cosine";
         if (!c->mlp[0]) {
             static const int tower[] = {64, 32, 16, 8, 0};
             memcpy(c->mlp, tower, sizeof tower);
         }
-        if (!c->negatives) c->negatives = 4;
+        if (!c->negatives) c->negatives = 6;
         if (!c->lr) c->lr = 0.001f;
         if (!c->pretrain_lr) c->pretrain_lr = 0.001f;
         break;
@@ -222,6 +222,7 @@ void rec_train_defaults(rec_train_config *c) {
         c->batch_size = 1;
         break;
     }
+    if (!c->schedule) c->schedule = "constant";
     /* negative: explicitly none */
     if (c->l2 < 0) c->l2 = 0;
     if (c->l2_bias < 0) c->l2_bias = 0;

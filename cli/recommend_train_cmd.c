@@ -210,6 +210,10 @@ int cmd_recommend_train(int argc, char **argv) {
     if (t.bar_shown) fputc('\n', stdout);
     fflush(stdout);
     if (st) return cli_library_error();
+    if (r.stopped && r.epochs_done == 0) {
+        fputs("mediaml: stopped during pretraining; nothing saved\n", stderr);
+        return 130;
+    }
     fprintf(stderr, "Saved %s (%d epoch%s, %.1fs)\n", c.out_path, r.epochs_done, r.epochs_done == 1 ? "" : "s", r.seconds);
     if (r.stopped) {
         fprintf(stderr, "mediaml: stopped; %s holds epoch %d\n", c.out_path, r.epochs_done);

@@ -19,52 +19,10 @@
 #define MAXIN 8
 
 static mm_st_file fx;
+#define fget(...) tu_fixture(&fx, __VA_ARGS__)
+#define compare(cs, what, got, n, want) tu_compare(cs, what, got, n, want, TOL)
 
-static const mm_st_tensor *fget(const char *fmt, ...) {
-    char name[128];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    const mm_st_tensor *t = mm_st_find(&fx, name);
-    if (t && strcmp(t->dtype, "F32") != 0) {
-        CHECK(0, "fixture tensor %s has dtype %s, expected F32", name, t->dtype);
-        return NULL;
-    }
-    return t;
-}
 
-/* max|got - want| / max(1, max|want|); NaN/Inf in got counts as infinite error. */
-static double rel_err(const float *got, const float *want, size_t n) {
-    double d = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(got[i])) return INFINITY;
-        double e = fabs((double)got[i] - (double)want[i]);
-        if (e > d) d = e;
-        if (fabs((double)want[i]) > m) m = fabs((double)want[i]);
-    }
-    return d / fmax(1.0, m);
-}
-
-static double compare(const char *cs, const char *what, const float *got, size_t n, const mm_st_tensor *want) {
-    if (!want) {
-        CHECK(0, "%s: fixture lacks %s", cs, what);
-        return INFINITY;
-    }
-    if (want->size != n) {
-        CHECK(0, "%s: %s has %zu values, fixture %zu", cs, what, n, want->size);
-        return INFINITY;
-    }
-    double e = rel_err(got, want->data, n);
-    CHECK(e <= TOL, "%s: %s max error %.3g > %.1g", cs, what, e, TOL);
-    if (e > TOL) {
-        const float *w = want->data;
-        for (size_t i = 0, shown = 0; i < n && shown < 4; i++)
-            if (!(fabsf(got[i] - w[i]) <= TOL * fmaxf(1.0f, fabsf(w[i]))))
-                fprintf(stderr, "    %s %s[%zu]: got %.7g, expected %.7g\n", cs, what, i, got[i], w[i]), shown++;
-    }
-    return e;
-}
 
 typedef struct rcase {
     const char *name;

@@ -68,4 +68,16 @@ typedef struct tu_param_spec {
 double tu_gradcheck(const char *name, int n, const tu_param_spec *specs, tu_build_fn build,
                     void *ctx, double tol);
 
+/* Parity fixtures (safetensors made by the scripts/gen_*_fixtures.py): a tensor by printf-style
+ * name (NULL if absent; non-F32 fails a CHECK), and a CHECKed comparison
+ * max|got - want| / max(1, max|want|) <= tol that returns the error. */
+const mm_st_tensor *tu_fixture(const mm_st_file *fx, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+double tu_rel_err(const float *got, const float *want, size_t n);
+double tu_compare(const char *cs, const char *what, const float *got, size_t n, const mm_st_tensor *want,
+                  double tol);
+
 #endif

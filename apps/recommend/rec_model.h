@@ -129,7 +129,8 @@ typedef struct rec_train_report {
     int users, items;
     long train_count, test_count;
     int epochs_done;
-    int stopped;              /* on_epoch / on_batch asked to stop (the model is saved) */
+    int stopped;              /* on_epoch / on_batch asked to stop: the model is saved, unless
+                                 the stop came during NeuMF pretraining (epochs_done == 0) */
     double seconds;           /* whole training, without the final evaluation */
 } rec_train_report;
 

@@ -340,11 +340,12 @@ static mm_status pretrained_neumf(trainer *t, int nu, int ni, mm_model **out) {
         if (st == MM_OK) st = mm_model_init_weights(b, c->seed + 1 + (uint64_t)k);
         if (st == MM_OK) st = compile(t, b, "adam", c->pretrain_lr, c->pretrain);
         if (st == MM_OK) st = run_epochs(t, b, c->pretrain, 1 + k, k == 0 ? "gmf" : "mlp", &done);
-        if (st == MM_OK && t->fc.stop) st = mm_error(MM_ERR_STATE, "stopped while pretraining");
-        if (st == MM_OK) st = mm_model_save(b, paths[k], 0);
+        if (st == MM_OK && !t->fc.stop) st = mm_model_save(b, paths[k], 0);
         mm_model_free(b);
+        if (t->fc.stop) break; /* stopped while pretraining: no model */
     }
     mm_model *m = NULL;
+    if (t->fc.stop) goto cleanup;
     if (st == MM_OK) st = rec_build_neumf(nu, ni, c->factors, c->mlp, c->l2, c->dropout, &m);
     if (st == MM_OK) st = mm_model_init_weights(m, c->seed);
     if (st == MM_OK) st = mm_model_save(m, paths[2], 0);
@@ -352,6 +353,7 @@ static mm_status pretrained_neumf(trainer *t, int nu, int ni, mm_model **out) {
     m = NULL;
     if (st == MM_OK) st = splice_pretrained(paths[2], paths[0], paths[1]);
     if (st == MM_OK) st = mm_model_load(paths[2], &m);
+cleanup:
     for (int k = 0; k < 3; k++)
         if (paths[k]) unlink(paths[k]), free(paths[k]);
     *out = m;

@@ -4,16 +4,21 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char last_message[1024];
 
 const char *mm_errmsg(void) { return last_message; }
 
 mm_status mm_error(mm_status code, const char *fmt, ...) {
+    /* Format into a local buffer first: callers may pass mm_errmsg() itself as an argument
+     * (wrapping an earlier message with context). */
+    char buf[sizeof last_message];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_message, sizeof last_message, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(last_message, buf, sizeof buf);
     return code;
 }
 

@@ -3,6 +3,7 @@
  * (one mm_fit call per epoch, the model keeping its optimizer state); pop sets a one-column
  * item embedding to the items' training counts. The model file gets the metadata that
  * rec_model_load reads back. */
+#include "common/strbuf.h"
 #include "recommend/rec_internal.h"
 
 #include <limits.h>
@@ -74,39 +75,6 @@ static mm_status implicit_epoch(const rec_interactions *train, const rec_user_it
 
 /* ------------------------------------------------------------------ metadata */
 
-typedef struct sbuf {
-    char *s;
-    size_t n, cap;
-    int failed;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    if (b->failed) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int w = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (w < 0) {
-            b->failed = 1;
-            return;
-        }
-        if (b->s && b->n + (size_t)w < b->cap) {
-            b->n += (size_t)w;
-            return;
-        }
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap <= b->n + (size_t)w) cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->failed = 1;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-}
 
 static void sb_json_string(sbuf *b, const char *s) {
     sb_printf(b, "\"");

@@ -1,5 +1,6 @@
 /* textgen: RNG, model configurations, the GPT and LSTM builders, and the "textgen" metadata
  * (a flat JSON object, written and parsed here). */
+#include "common/strbuf.h"
 #include "textgen/textgen.h"
 
 #include <ctype.h>
@@ -125,39 +126,6 @@ mm_status textgen_build(const textgen_config *c, mm_model **out) {
 
 /* ------------------------------------------------------------------ metadata JSON */
 
-typedef struct sbuf {
-    char *s;
-    size_t n, cap;
-    int failed;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    if (b->failed) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int w = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (w < 0) {
-            b->failed = 1;
-            return;
-        }
-        if (b->s && b->n + (size_t)w < b->cap) {
-            b->n += (size_t)w;
-            return;
-        }
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap <= b->n + (size_t)w) cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->failed = 1;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-}
 
 mm_status textgen_meta_to_json(const textgen_config *c, const textgen_train_meta *t, char **json) {
     *json = NULL;

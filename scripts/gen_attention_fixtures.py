@@ -24,13 +24,12 @@ softmax(q_h k_h^T / sqrt(hd) + masks) v_h per head (head h = columns [h*hd, (h+1
 GPT-2). A query row whose keys are all masked outputs zeros (mediaml's rule; PyTorch's softmax
 would give NaN there), done with torch.where so that the gradients stay finite.
 """
-import json
 import math
 import os
-import struct
 import sys
 
 import numpy as np
+from fixture_io import write_safetensors
 import torch
 import torch.nn.functional as F
 
@@ -173,23 +172,7 @@ case("add_positions", [randn(2, 3, 4), randn(5, 4, scale=0.3)], lambda x, t: x +
 
 
 def write(path):
-    header, off, blobs = {}, 0, []
-    for name, a in tensors:
-        b = a.astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    header["__metadata__"] = {"generator": "scripts/gen_attention_fixtures.py",
-                              "torch": torch.__version__, "seed": "0"}
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    data = struct.pack("<Q", len(h)) + h + b"".join(blobs)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-    return len(data)
+    return write_safetensors(path, tensors, {"generator": "scripts/gen_attention_fixtures.py", "torch": torch.__version__, "seed": "0"})
 
 
 size = write(OUT)

@@ -27,12 +27,11 @@ Tensor names, for a case NAME:
 Optimizer cases (no graph): NAME.in0 = initial weights [n], NAME.in1 = gradients [steps, n],
 NAME.y = weights after each step [steps, n].
 """
-import json
 import os
-import struct
 import sys
 
 import numpy as np
+from fixture_io import write_safetensors
 import torch
 import torch.nn.functional as F
 
@@ -384,23 +383,7 @@ opt_case("sgd_nesterov", *torch_sgd(True))
 
 
 def write(path):
-    header, off, blobs = {}, 0, []
-    for name, a in tensors:
-        b = a.astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    header["__metadata__"] = {"generator": "scripts/gen_parity_fixtures.py",
-                              "torch": torch.__version__, "seed": "0"}
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    data = struct.pack("<Q", len(h)) + h + b"".join(blobs)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-    return len(data)
+    return write_safetensors(path, tensors, {"generator": "scripts/gen_parity_fixtures.py", "torch": torch.__version__, "seed": "0"})
 
 
 size = write(OUT)

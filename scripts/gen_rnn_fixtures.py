@@ -34,12 +34,11 @@ Tensor names, for a case NAME:
   NAME.y                    forward output
   NAME.ginK                 gradient of input K (all but the mask)
 """
-import json
 import os
-import struct
 import sys
 
 import numpy as np
+from fixture_io import write_safetensors
 import torch
 import torch.nn as nn
 from torch.nn.utils import stateless
@@ -283,23 +282,7 @@ for kind in ("lstm", "gru"):
 
 
 def write(path):
-    header, off, blobs = {}, 0, []
-    for name, a in tensors:
-        b = a.astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    header["__metadata__"] = {"generator": "scripts/gen_rnn_fixtures.py",
-                              "torch": torch.__version__, "seed": "0"}
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    data = struct.pack("<Q", len(h)) + h + b"".join(blobs)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-    return len(data)
+    return write_safetensors(path, tensors, {"generator": "scripts/gen_rnn_fixtures.py", "torch": torch.__version__, "seed": "0"})
 
 
 size = write(OUT)

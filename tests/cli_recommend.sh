@@ -5,40 +5,9 @@
 # Data: $MEDIAML_DATA/movielens-100k, else $MEDIAML_SOURCE_DIR/../shared/data/movielens-100k.
 set -u
 BIN=${1:?usage: cli_recommend.sh /path/to/mediaml}
-SRC=${MEDIAML_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
-DATA=${MEDIAML_DATA:-$SRC/../shared/data}/movielens-100k
+. "$(dirname "$0")/shell_helpers.sh"
+DATA=$DATA_ROOT/movielens-100k
 export MEDIAML_THREADS=${MEDIAML_THREADS:-2}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-
-pass() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() {
-    failed=$((failed + 1))
-    echo "FAIL $1"
-    for f in "$TMP/out" "$TMP/err"; do [ -s "$f" ] && sed 's/^/     | /' "$f" | head -15; done
-}
-# run CMD...: stdout -> $TMP/out, stderr -> $TMP/err, exit status -> $rc
-run() { "$@" >"$TMP/out" 2>"$TMP/err"; rc=$?; }
-expect_ok() {
-    local name=$1; shift
-    run "$@"
-    if [ "$rc" -eq 0 ]; then pass "$name"; else fail "$name (exit $rc)"; fi
-}
-# expect_fail NAME STATUS STDERR_REGEX CMD...: exits with STATUS and explains on stderr
-expect_fail() {
-    local name=$1 status=$2 re=$3; shift 3
-    run "$@"
-    if [ "$rc" -eq "$status" ] && grep -Eq -- "$re" "$TMP/err"; then pass "$name"
-    else fail "$name (exit $rc, wanted $status and stderr matching '$re')"; fi
-}
-check() {
-    local name=$1; shift
-    if "$@"; then pass "$name"; else fail "$name"; fi
-}
-has() { grep -Eq -- "$1" "${2:-$TMP/out}"; }
-count() { grep -Ec -- "$1" "${2:-$TMP/out}"; }
 
 R="$BIN recommend"
 
@@ -135,5 +104,4 @@ check "pop equals the baseline" awk '/^HR@10/ { ok = $(NF - 1) == $NF } END { ex
 expect_fail "similar with a pop model" 1 "no item embeddings" $R similar --model "$TMP/pop.st" --item 50
 expect_ok "top pop" $R top --model "$TMP/pop.st" --user 196 --k 3
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

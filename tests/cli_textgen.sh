@@ -8,39 +8,10 @@
 # Needs only bash, coreutils, grep and sed.
 set -u
 BIN=${1:?usage: cli_textgen.sh /path/to/mediaml}
-SRC=${MEDIAML_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
-DATA=${MEDIAML_DATA:-$SRC/../shared/data}
+. "$(dirname "$0")/shell_helpers.sh"
+DATA=$DATA_ROOT
 SHAKES=$DATA/tinyshakespeare/input.txt
 export MEDIAML_THREADS=${MEDIAML_THREADS:-1}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-
-pass() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() {
-    failed=$((failed + 1))
-    echo "FAIL $1"
-    for f in "$TMP/out" "$TMP/err"; do [ -s "$f" ] && sed 's/^/     | /' "$f" | head -15; done
-}
-run() { "$@" >"$TMP/out" 2>"$TMP/err"; rc=$?; }
-expect_ok() {
-    local name=$1; shift
-    run "$@"
-    if [ "$rc" -eq 0 ]; then pass "$name"; else fail "$name (exit $rc)"; fi
-}
-expect_fail() {
-    local name=$1 status=$2 re=$3; shift 3
-    run "$@"
-    if [ "$rc" -eq "$status" ] && grep -Eq -- "$re" "$TMP/err"; then pass "$name"
-    else fail "$name (exit $rc, wanted $status and stderr matching '$re')"; fi
-}
-check() {
-    local name=$1; shift
-    if "$@"; then pass "$name"; else fail "$name"; fi
-}
-has() { grep -Eq -- "$1" "${2:-$TMP/out}"; }
-count() { grep -Ec -- "$1" "${2:-$TMP/out}"; }
 # valid UTF-8: no line fails to match '.*' in a UTF-8 locale
 utf8_ok() { ! LC_ALL=C.UTF-8 grep -aqxv '.*' "$1"; }
 
@@ -171,5 +142,4 @@ else
     echo "skip: GPT-2 tokenizer files not found"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

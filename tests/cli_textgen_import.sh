@@ -7,36 +7,9 @@
 # Needs only bash, coreutils, grep and sed.
 set -u
 BIN=${1:?usage: cli_textgen_import.sh /path/to/mediaml}
-SRC=${MEDIAML_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
+. "$(dirname "$0")/shell_helpers.sh"
 FX=$SRC/tests/fixtures/gpt2_tiny
 export MEDIAML_THREADS=${MEDIAML_THREADS:-1}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-
-pass() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() {
-    failed=$((failed + 1))
-    echo "FAIL $1"
-    for f in "$TMP/out" "$TMP/err"; do [ -s "$f" ] && sed 's/^/     | /' "$f" | head -15; done
-}
-run() { "$@" >"$TMP/out" 2>"$TMP/err"; rc=$?; }
-expect_ok() {
-    local name=$1; shift
-    run "$@"
-    if [ "$rc" -eq 0 ]; then pass "$name"; else fail "$name (exit $rc)"; fi
-}
-expect_fail() {
-    local name=$1 status=$2 re=$3; shift 3
-    run "$@"
-    if [ "$rc" -eq "$status" ] && grep -Eq -- "$re" "$TMP/err"; then pass "$name"
-    else fail "$name (exit $rc, wanted $status and stderr matching '$re')"; fi
-}
-check() {
-    local name=$1; shift
-    if "$@"; then pass "$name"; else fail "$name"; fi
-}
 
 # ---- import
 expect_ok "help" "$BIN" textgen import-gpt2 --help
@@ -80,5 +53,4 @@ head -c 50000 "$FX/model.safetensors" >"$TMP/bad/model.safetensors"
 expect_fail "truncated checkpoint" 1 "model.safetensors" "$BIN" textgen import-gpt2 --checkpoint "$TMP/bad" --out "$TMP/x.mm"
 check "nothing written after failures" test ! -e "$TMP/x.mm"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -5,42 +5,9 @@
 # bash, coreutils, gzip, grep, sed and awk (PNG test images are written with gzip + awk).
 set -u
 BIN=${1:?usage: cli_vision.sh /path/to/mediaml}
-SRC=${MEDIAML_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
-DATA=${MEDIAML_DATA:-$SRC/../shared/data}/mnist
+. "$(dirname "$0")/shell_helpers.sh"
+DATA=$DATA_ROOT/mnist
 export MEDIAML_THREADS=${MEDIAML_THREADS:-2}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-
-pass() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() {
-    failed=$((failed + 1))
-    echo "FAIL $1"
-    for f in "$TMP/out" "$TMP/err"; do [ -s "$f" ] && sed 's/^/     | /' "$f" | head -15; done
-}
-# run CMD...: stdout -> $TMP/out, stderr -> $TMP/err, exit status -> $rc
-run() { "$@" >"$TMP/out" 2>"$TMP/err"; rc=$?; }
-# expect_ok NAME CMD...
-expect_ok() {
-    local name=$1; shift
-    run "$@"
-    if [ "$rc" -eq 0 ]; then pass "$name"; else fail "$name (exit $rc)"; fi
-}
-# expect_fail NAME STATUS STDERR_REGEX CMD...: exits with STATUS and explains on stderr
-expect_fail() {
-    local name=$1 status=$2 re=$3; shift 3
-    run "$@"
-    if [ "$rc" -eq "$status" ] && grep -Eq -- "$re" "$TMP/err"; then pass "$name"
-    else fail "$name (exit $rc, wanted $status and stderr matching '$re')"; fi
-}
-# check NAME CONDITION...: a test command on the last outputs
-check() {
-    local name=$1; shift
-    if "$@"; then pass "$name"; else fail "$name"; fi
-}
-has() { grep -Eq -- "$1" "${2:-$TMP/out}"; }
-count() { grep -Ec -- "$1" "${2:-$TMP/out}"; }
 
 # --- PNG writer: 8-bit grayscale, zlib stream from gzip's deflate, CRCs from gzip's trailer.
 be32() {
@@ -167,5 +134,4 @@ expect_ok "train --arch --validation-split --optimizer sgd --early-stopping" "$B
     --seed 7 --threads 1 --out "$TMP/mlp.st"
 check "validation metrics in the epoch line" has "^Epoch 1/2 .* val_loss: [0-9.]+ - val_accuracy: [0-9.]+ "
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

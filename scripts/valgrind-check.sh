@@ -9,7 +9,9 @@ command -v valgrind >/dev/null || { apt-get install -y -qq valgrind >/dev/null; 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 vg=(valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --error-exitcode=99)
-export MEDIAML_THREADS=1 OMP_NUM_THREADS=1
+# GOMP_SPINCOUNT set: the CLI re-executes itself to set it otherwise, and valgrind (without
+# --trace-children) would let that second process run unchecked.
+export MEDIAML_THREADS=1 OMP_NUM_THREADS=1 GOMP_SPINCOUNT=10000
 echo "valgrind: train + save"
 "${vg[@]}" "$bin" vision train --data "$data/mnist" --limit 256 --epochs 1 --batch-size 32 --out "$tmp/m.safetensors" >/dev/null
 echo "valgrind: load + eval"

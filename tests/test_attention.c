@@ -13,39 +13,11 @@
 
 #define TOL 1e-2
 
-#define SPEC(nd, ...) {(nd), {__VA_ARGS__}, 0, 0, 0, NULL}
-#define SPEC_R(lo_, hi_, nd, ...) {(nd), {__VA_ARGS__}, (lo_), (hi_), 0, NULL}
-#define SPEC_C(init_, nd, ...) {(nd), {__VA_ARGS__}, 0, 0, 1, (init_)} /* constant, no grad */
-
 /* ------------------------------------------------------------------ gradcheck helpers */
 
-/* Every differentiable param also feeds mean(p * p) built after the op, so the op's backward
- * runs second and must accumulate (acc = 1). */
-typedef struct accw {
-    tu_build_fn fn;
-    void *ctx;
-    int n;
-} accw;
-
-static mm_node *acc_build(mm_graph *g, mm_node **p, void *c) {
-    accw *w = c;
-    mm_node *out = w->fn(g, p, w->ctx), *extra = NULL;
-    if (!out) return NULL;
-    for (int i = 0; i < w->n; i++) {
-        if (!p[i]->grad) continue;
-        mm_node *t = mm_g_mean(g, mm_g_mul(g, p[i], p[i]), MM_AXIS_ALL, 0);
-        extra = extra ? mm_g_add(g, extra, t) : t;
-    }
-    return extra ? mm_g_add(g, out, extra) : out;
-}
-
+/* Runs the check plain and in the accumulate variant. */
 static void gc(const char *name, int n, const tu_param_spec *s, tu_build_fn fn, void *ctx) {
-    double e = tu_gradcheck(name, n, s, fn, ctx, TOL);
-    char nm[160];
-    snprintf(nm, sizeof nm, "%s (accumulate)", name);
-    accw w = {fn, ctx, n};
-    double e2 = tu_gradcheck(nm, n, s, acc_build, &w, TOL);
-    printf("gradcheck %-44s max error %.2g / %.2g\n", name, e, e2);
+    tu_gradcheck_acc(name, n, s, fn, ctx, TOL);
 }
 
 typedef struct att_cfg {

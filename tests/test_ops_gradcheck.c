@@ -17,39 +17,9 @@ typedef struct cfg {
     const char *s;
 } cfg;
 
-#define SPEC(nd, ...) {(nd), {__VA_ARGS__}, 0, 0, 0, NULL}
-#define SPEC_R(lo_, hi_, nd, ...) {(nd), {__VA_ARGS__}, (lo_), (hi_), 0, NULL}
-#define SPEC_V(init_, nd, ...) {(nd), {__VA_ARGS__}, 0, 0, 0, (init_)}
-#define SPEC_C(init_, nd, ...) {(nd), {__VA_ARGS__}, 0, 0, 1, (init_)} /* constant, no grad */
-
-/* Wraps a build so that every differentiable param also feeds a later consumer
- * (mean(p * p)); backward then reaches the op under test second, so it must accumulate
- * (acc = 1) rather than overwrite. The extra scalar broadcasts onto the op's output. */
-typedef struct accw {
-    tu_build_fn fn;
-    void *ctx;
-    int n;
-} accw;
-
-static mm_node *acc_build(mm_graph *g, mm_node **p, void *c) {
-    accw *w = c;
-    mm_node *out = w->fn(g, p, w->ctx), *extra = NULL;
-    if (!out) return NULL;
-    for (int i = 0; i < w->n; i++) {
-        if (!p[i]->grad) continue;
-        mm_node *t = mm_g_mean(g, mm_g_mul(g, p[i], p[i]), MM_AXIS_ALL, 0);
-        extra = extra ? mm_g_add(g, extra, t) : t;
-    }
-    return extra ? mm_g_add(g, out, extra) : out;
-}
-
 /* Runs the check plain and in the accumulate variant. */
 static void gc(const char *name, int n, const tu_param_spec *s, tu_build_fn fn, void *ctx) {
-    tu_gradcheck(name, n, s, fn, ctx, TOL);
-    char nm[160];
-    snprintf(nm, sizeof nm, "%s (accumulate)", name);
-    accw w = {fn, ctx, n};
-    tu_gradcheck(nm, n, s, acc_build, &w, TOL);
+    tu_gradcheck_acc(name, n, s, fn, ctx, TOL);
 }
 
 /* Deterministic values with |v| >= 0.05 and pairwise distinct (no kinks/ties within eps). */

@@ -42,31 +42,9 @@ static mm_node *b_rnn(mm_graph *g, mm_node **p, void *c) {
 static mm_node *b_last(mm_graph *g, mm_node **p, void *c) { return mm_g_last_step(g, p[0], *(int *)c ? p[1] : NULL); }
 static mm_node *b_first(mm_graph *g, mm_node **p, void *c) { return mm_g_first_step(g, p[0], *(int *)c ? p[1] : NULL); }
 
-/* Every differentiable param also feeds mean(p*p): the op's backward must accumulate. */
-typedef struct accw {
-    tu_build_fn fn;
-    void *ctx;
-    int n;
-} accw;
-
-static mm_node *acc_build(mm_graph *g, mm_node **p, void *c) {
-    accw *w = c;
-    mm_node *out = w->fn(g, p, w->ctx), *extra = NULL;
-    if (!out) return NULL;
-    for (int i = 0; i < w->n; i++) {
-        if (!p[i]->grad) continue;
-        mm_node *t = mm_g_mean(g, mm_g_mul(g, p[i], p[i]), MM_AXIS_ALL, 0);
-        extra = extra ? mm_g_add(g, extra, t) : t;
-    }
-    return extra ? mm_g_add(g, out, extra) : out;
-}
-
+/* Runs the check plain and in the accumulate variant. */
 static void gc(const char *name, int n, const tu_param_spec *s, tu_build_fn fn, void *ctx) {
-    tu_gradcheck(name, n, s, fn, ctx, TOL);
-    char nm[160];
-    snprintf(nm, sizeof nm, "%s (accumulate)", name);
-    accw w = {fn, ctx, n};
-    tu_gradcheck(nm, n, s, acc_build, &w, TOL);
+    tu_gradcheck_acc(name, n, s, fn, ctx, TOL);
 }
 
 static void gc_rnn(const char *name, rcfg k) {

@@ -1,4 +1,5 @@
 #include "testutil.h"
+#include "ops/ops.h"
 
 #include <dirent.h>
 #include <stdarg.h>
@@ -210,4 +211,34 @@ double tu_compare(const char *cs, const char *what, const float *got, size_t n, 
                 fprintf(stderr, "    %s %s[%zu]: got %.7g, expected %.7g\n", cs, what, i, got[i], w[i]), shown++;
     }
     return e;
+}
+
+typedef struct acc_wrap {
+    tu_build_fn fn;
+    void *ctx;
+    int n;
+} acc_wrap;
+
+static mm_node *acc_build(mm_graph *g, mm_node **p, void *c) {
+    acc_wrap *w = c;
+    mm_node *out = w->fn(g, p, w->ctx), *extra = NULL;
+    if (!out) return NULL;
+    for (int i = 0; i < w->n; i++) {
+        if (!p[i]->grad) continue;
+        mm_node *t = mm_g_mean(g, mm_g_mul(g, p[i], p[i]), MM_AXIS_ALL, 0);
+        extra = extra ? mm_g_add(g, extra, t) : t;
+    }
+    /* the extra scalar broadcasts onto the op's output */
+    return extra ? mm_g_add(g, out, extra) : out;
+}
+
+double tu_gradcheck_acc(const char *name, int n, const tu_param_spec *specs, tu_build_fn build,
+                        void *ctx, double tol) {
+    double e = tu_gradcheck(name, n, specs, build, ctx, tol);
+    char nm[200];
+    snprintf(nm, sizeof nm, "%s (accumulate)", name);
+    acc_wrap w = {build, ctx, n};
+    double e2 = tu_gradcheck(nm, n, specs, acc_build, &w, tol);
+    printf("gradcheck %-44s max error %.2g / %.2g\n", name, e, e2);
+    return e > e2 ? e : e2;
 }

@@ -67,6 +67,17 @@ typedef struct tu_param_spec {
 } tu_param_spec;
 double tu_gradcheck(const char *name, int n, const tu_param_spec *specs, tu_build_fn build,
                     void *ctx, double tol);
+/* tu_gradcheck twice: as it is, and with every differentiable param also feeding a later
+ * consumer (mean(p * p)), so backward reaches the op under test second and must accumulate
+ * into its inputs' gradients rather than overwrite them. Prints both errors; returns the larger. */
+double tu_gradcheck_acc(const char *name, int n, const tu_param_spec *specs, tu_build_fn build,
+                        void *ctx, double tol);
+
+/* Param specs: default range, a range, explicit values, explicit constant values (no grad). */
+#define SPEC(nd, ...) {(nd), {__VA_ARGS__}, 0, 0, 0, NULL}
+#define SPEC_R(lo_, hi_, nd, ...) {(nd), {__VA_ARGS__}, (lo_), (hi_), 0, NULL}
+#define SPEC_V(init_, nd, ...) {(nd), {__VA_ARGS__}, 0, 0, 0, (init_)}
+#define SPEC_C(init_, nd, ...) {(nd), {__VA_ARGS__}, 0, 0, 1, (init_)}
 
 /* Parity fixtures (safetensors made by the scripts/gen_*_fixtures.py): a tensor by printf-style
  * name (NULL if absent; non-F32 fails a CHECK), and a CHECKed comparison

@@ -16,13 +16,8 @@
 #include <string.h>
 
 #define TOL 1e-4
-#define MAXIN 8
 
 static mm_st_file fx;
-#define fget(...) tu_fixture(&fx, __VA_ARGS__)
-#define compare(cs, what, got, n, want) tu_compare(cs, what, got, n, want, TOL)
-
-
 
 typedef struct rcase {
     const char *name;
@@ -63,7 +58,9 @@ static const rcase cases[] = {
     {"gru_bidir", GRU, 0, 1, 0, 0, 1},
 };
 
-static mm_node *build(mm_graph *g, mm_node **in, const rcase *c) {
+static mm_node *build(mm_graph *g, mm_node **in, int n_in, const void *ctx) {
+    const rcase *c = ctx;
+    (void)n_in;
     if (c->bidir) {
         mm_node *pair[2] = {mm_g_rnn(g, c->cell, in[0], NULL, in[1], in[2], in[3], c->flags),
                             mm_g_rnn(g, c->cell, in[0], NULL, in[4], in[5], in[6], c->flags | BACK)};
@@ -77,65 +74,10 @@ static mm_node *build(mm_graph *g, mm_node **in, const rcase *c) {
 }
 
 static void run_case(const rcase *c) {
-    const char *cs = c->name;
     const int n_in = c->bidir ? 7 : 3 + c->bias + c->mask;
-    mm_graph *g = mm_graph_new();
-    mm_node *in[MAXIN] = {0};
-    float *val[MAXIN] = {0}, *grad[MAXIN] = {0};
-    const mm_st_tensor *gin[MAXIN] = {0};
-    double worst = 0;
-    int ok = 1;
-    CHECK(fget("%s.in%d", cs, n_in) == NULL, "%s: fixture has more than %d inputs", cs, n_in);
-    for (int k = 0; k < n_in; k++) {
-        const mm_st_tensor *t = fget("%s.in%d", cs, k);
-        CHECK(t != NULL, "%s: fixture lacks %s.in%d", cs, cs, k);
-        if (!t) {
-            ok = 0;
-            break;
-        }
-        gin[k] = fget("%s.gin%d", cs, k);
-        val[k] = malloc(t->size * sizeof(float));
-        memcpy(val[k], t->data, t->size * sizeof(float));
-        if (gin[k]) { /* NaN-filled: a gradient the op forgets to write shows up */
-            grad[k] = malloc(t->size * sizeof(float));
-            for (size_t j = 0; j < t->size; j++) grad[k][j] = NAN;
-        }
-        char nm[16];
-        snprintf(nm, sizeof nm, "in%d", k);
-        in[k] = mm_graph_param(g, nm, t->ndim, t->shape, val[k], grad[k], gin[k] != NULL);
-    }
-    if (ok) CHECK(!c->mask || !gin[n_in - 1], "%s: the mask has a gradient in the fixture", cs);
-    mm_node *out = ok ? build(g, in, c) : NULL;
-    if (ok) CHECK(out != NULL, "%s: build failed: %s", cs, mm_errmsg());
-    const mm_st_tensor *y = fget("%s.y", cs), *gy = fget("%s.gy", cs);
-    if (out && y && gy) {
-        CHECK(out->ndim == y->ndim && memcmp(out->shape, y->shape, (size_t)y->ndim * sizeof(int)) == 0,
-              "%s: output rank %d, fixture rank %d", cs, out->ndim, y->ndim);
-        g->external_seed = 1;
-        mm_status st = mm_graph_plan(g, out, 1);
-        CHECK(st == MM_OK, "%s: plan failed: %s", cs, mm_errmsg());
-        if (st == MM_OK && out->size == gy->size && out->grad) {
-            mm_graph_forward(g);
-            memcpy(out->grad, gy->data, gy->size * sizeof(float));
-            mm_graph_backward(g);
-            worst = fmax(worst, compare(cs, "y", out->value, out->size, y));
-            for (int k = 0; k < n_in; k++) {
-                if (!gin[k]) continue;
-                char what[24];
-                snprintf(what, sizeof what, "gin%d", k);
-                worst = fmax(worst, compare(cs, what, grad[k], gin[k]->size, gin[k]));
-            }
-        } else if (st == MM_OK) {
-            CHECK(0, "%s: output has %zu values, gy %zu", cs, out->size, gy->size);
-            worst = INFINITY;
-        }
-    } else {
-        if (out) CHECK(0, "%s: fixture lacks y or gy", cs);
-        worst = INFINITY;
-    }
-    printf("%-22s max error %.3g\n", cs, worst);
-    mm_graph_free(g);
-    for (int k = 0; k < n_in; k++) free(val[k]), free(grad[k]);
+    CHECK(!c->mask || !tu_fixture(&fx, "%s.gin%d", c->name, n_in - 1), "%s: the mask has a gradient in the fixture",
+          c->name);
+    tu_parity_case(&fx, c->name, n_in, 0, build, c, TOL);
 }
 
 int main(void) {

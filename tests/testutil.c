@@ -242,3 +242,73 @@ double tu_gradcheck_acc(const char *name, int n, const tu_param_spec *specs, tu_
     printf("gradcheck %-44s max error %.2g / %.2g\n", name, e, e2);
     return e > e2 ? e : e2;
 }
+
+#define TU_PARITY_MAXIN 16
+
+double tu_parity_case(const mm_st_file *fx, const char *cs, int n_in, int training, tu_parity_build build,
+                      const void *ctx, double tol) {
+    mm_node *in[TU_PARITY_MAXIN] = {0};
+    float *val[TU_PARITY_MAXIN] = {0}, *grad[TU_PARITY_MAXIN] = {0};
+    const mm_st_tensor *gin[TU_PARITY_MAXIN] = {0};
+    double worst = INFINITY;
+    CHECK(n_in <= TU_PARITY_MAXIN, "%s: %d inputs, at most %d", cs, n_in, TU_PARITY_MAXIN);
+    if (n_in > TU_PARITY_MAXIN) return worst;
+    CHECK(tu_fixture(fx, "%s.in%d", cs, n_in) == NULL, "%s: fixture has more than %d inputs", cs, n_in);
+    mm_graph *g = mm_graph_new();
+    int ok = 1;
+    for (int k = 0; k < n_in && ok; k++) {
+        const mm_st_tensor *t = tu_fixture(fx, "%s.in%d", cs, k);
+        CHECK(t != NULL, "%s: fixture lacks %s.in%d", cs, cs, k);
+        if (!t) {
+            ok = 0;
+            break;
+        }
+        gin[k] = tu_fixture(fx, "%s.gin%d", cs, k);
+        val[k] = malloc(t->size * sizeof(float));
+        memcpy(val[k], t->data, t->size * sizeof(float));
+        if (gin[k]) {
+            grad[k] = malloc(t->size * sizeof(float));
+            for (size_t j = 0; j < t->size; j++) grad[k][j] = NAN;
+        }
+        char nm[16];
+        snprintf(nm, sizeof nm, "in%d", k);
+        in[k] = mm_graph_param(g, nm, t->ndim, t->shape, val[k], grad[k], gin[k] != NULL);
+    }
+    mm_node *out = ok ? build(g, in, n_in, ctx) : NULL;
+    if (ok) CHECK(out != NULL, "%s: build failed: %s", cs, mm_errmsg());
+    const mm_st_tensor *y = tu_fixture(fx, "%s.y", cs), *gy = tu_fixture(fx, "%s.gy", cs);
+    if (out && !(y && gy)) CHECK(0, "%s: fixture lacks y or gy", cs);
+    if (out && y && gy) {
+        CHECK(out->ndim == y->ndim && memcmp(out->shape, y->shape, (size_t)y->ndim * sizeof(int)) == 0,
+              "%s: output rank %d (dim0 %d), fixture rank %d (dim0 %d)", cs, out->ndim, out->shape[0], y->ndim,
+              y->shape[0]);
+        g->external_seed = 1;
+        mm_status st = mm_graph_plan(g, out, 1);
+        CHECK(st == MM_OK, "%s: plan failed: %s", cs, mm_errmsg());
+        if (st == MM_OK && out->size == gy->size && out->grad) {
+            g->training = training;
+            mm_graph_forward(g);
+            memcpy(out->grad, gy->data, gy->size * sizeof(float));
+            mm_graph_backward(g);
+            worst = tu_compare(cs, "y", out->value, out->size, y, tol);
+            for (int k = 0; k < n_in; k++) {
+                char what[24];
+                if (gin[k]) {
+                    snprintf(what, sizeof what, "gin%d", k);
+                    worst = fmax(worst, tu_compare(cs, what, grad[k], gin[k]->size, gin[k], tol));
+                }
+                const mm_st_tensor *after = tu_fixture(fx, "%s.after%d", cs, k);
+                if (after) {
+                    snprintf(what, sizeof what, "after%d", k);
+                    worst = fmax(worst, tu_compare(cs, what, val[k], after->size, after, tol));
+                }
+            }
+        } else if (st == MM_OK) {
+            CHECK(0, "%s: output has %zu values (grad %p), gy %zu", cs, out->size, (void *)out->grad, gy->size);
+        }
+    }
+    printf("%-26s max error %.3g\n", cs, worst);
+    mm_graph_free(g);
+    for (int k = 0; k < n_in; k++) free(val[k]), free(grad[k]);
+    return worst;
+}

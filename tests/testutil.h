@@ -91,4 +91,14 @@ double tu_rel_err(const float *got, const float *want, size_t n);
 double tu_compare(const char *cs, const char *what, const float *got, size_t n, const mm_st_tensor *want,
                   double tol);
 
+/* One parity case of a fixture: NAME.in0..in{n_in-1} become params (with a NaN-filled grad buffer
+ * exactly for the inputs that have a NAME.ginK, so a gradient the op forgets to write shows up),
+ * build() adds the op(s), the output's grad is seeded with NAME.gy, forward and backward run with
+ * g->training = training, and y, every NAME.ginK and every NAME.afterK (input state after the
+ * step, for in-place ops) are compared. Prints and returns the worst error (INFINITY if the case
+ * could not run; that also fails a CHECK). */
+typedef mm_node *(*tu_parity_build)(mm_graph *g, mm_node **in, int n_in, const void *ctx);
+double tu_parity_case(const mm_st_file *fx, const char *name, int n_in, int training, tu_parity_build build,
+                      const void *ctx, double tol);
+
 #endif

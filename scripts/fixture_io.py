@@ -1,8 +1,42 @@
 """Writes parity fixtures as safetensors (F32 tensors + string metadata), atomically, without
-the safetensors package. Shared by the scripts/gen_*_fixtures.py generators."""
+the safetensors package, and the helpers every generator uses to make its inputs. Shared by the
+scripts/gen_*_fixtures.py generators (one generator per process: the tensor list is module state)."""
 import json
 import os
 import struct
+
+import numpy as np
+import torch
+
+D = torch.float64  # references are computed in float64 from float32-representable inputs
+
+tensors = []  # (name, float32 numpy array), in write order
+_names = set()
+
+
+def put(name, t):
+    """Appends a tensor (torch or array-like) to the fixture, as float32."""
+    if name in _names:
+        raise SystemExit("duplicate tensor " + name)
+    _names.add(name)
+    a = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if a.ndim == 0:
+        a = a.reshape(1)
+    tensors.append((name, a))
+
+
+def f32(t):
+    """Rounds a float64 tensor to float32 values (kept as float64)."""
+    return t.to(torch.float32).to(D)
+
+
+def randn(*shape, scale=1.0):
+    return f32(torch.randn(*shape, dtype=D) * scale)
+
+
+def uniform(lo, hi, *shape):
+    return f32(lo + (hi - lo) * torch.rand(*shape, dtype=D))
 
 
 def write_safetensors(path, tensors, metadata):

@@ -28,8 +28,7 @@ import math
 import os
 import sys
 
-import numpy as np
-from fixture_io import write_safetensors
+from fixture_io import D, f32, put, randn, tensors, uniform, write_safetensors
 import torch
 import torch.nn.functional as F
 
@@ -38,35 +37,6 @@ OUT = os.path.join(ROOT, "tests", "fixtures", "parity_attention.safetensors")
 
 torch.manual_seed(0)
 torch.set_num_threads(1)
-D = torch.float64
-
-tensors = []  # (name, float32 numpy array), in write order
-names = set()
-
-
-def put(name, t):
-    if name in names:
-        raise SystemExit("duplicate tensor " + name)
-    names.add(name)
-    a = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    if a.ndim == 0:
-        a = a.reshape(1)
-    tensors.append((name, a))
-
-
-def f32(t):
-    """Rounds a float64 tensor to float32 values (kept as float64)."""
-    return t.to(torch.float32).to(D)
-
-
-def randn(*shape, scale=1.0):
-    return f32(torch.randn(*shape, dtype=D) * scale)
-
-
-def uniform(lo, hi, *shape):
-    return f32(lo + (hi - lo) * torch.rand(*shape, dtype=D))
-
 
 def case(name, inputs, fn, diff):
     """Runs fn(*inputs) in float64 with a random upstream gradient and stores everything."""

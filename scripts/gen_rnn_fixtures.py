@@ -38,7 +38,7 @@ import os
 import sys
 
 import numpy as np
-from fixture_io import write_safetensors
+from fixture_io import D, f32, put, randn, tensors, write_safetensors
 import torch
 import torch.nn as nn
 from torch.nn.utils import stateless
@@ -48,35 +48,10 @@ OUT = os.path.join(ROOT, "tests", "fixtures", "parity_rnn.safetensors")
 
 torch.manual_seed(0)
 torch.set_num_threads(1)
-D = torch.float64
 
 B, T, DIN, H = 3, 5, 4, 6
 # row 0 all real, row 1 right-padded, row 2 with left padding and a hole
 MASK = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [0, 1, 1, 0, 1]], dtype=D)
-
-tensors = []  # (name, float32 numpy array), in write order
-names = set()
-
-
-def put(name, t):
-    if name in names:
-        raise SystemExit("duplicate tensor " + name)
-    names.add(name)
-    a = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    if a.ndim == 0:
-        a = a.reshape(1)
-    tensors.append((name, a))
-
-
-def f32(t):
-    """Rounds a float64 tensor to float32 values (kept as float64)."""
-    return t.to(torch.float32).to(D)
-
-
-def randn(*shape, scale=1.0):
-    return f32(torch.randn(*shape, dtype=D) * scale)
-
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 

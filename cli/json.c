@@ -24,3 +24,8 @@ void json_number(FILE *f, double v) {
     if (isfinite(v)) fprintf(f, "%.6g", v);
     else fputs("null", f);
 }
+
+void json_field_number(FILE *f, const char *key, double v) {
+    fprintf(f, ",\"%s\":", key);
+    json_number(f, v);
+}

@@ -6,5 +6,7 @@
 
 void json_string(FILE *f, const char *s);
 void json_number(FILE *f, double v);
+/* ,"key":v (keys are plain ASCII, written as they are) */
+void json_field_number(FILE *f, const char *key, double v);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include "json.h"
 
+#include <math.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
@@ -61,18 +62,11 @@ static void epoch_line(progress_state *s, const mm_progress *p) {
     if (s->mode == PROGRESS_JSON) {
         fprintf(s->out, "{\"epoch\":%d,\"epochs\":%d,\"loss\":", p->epoch, p->epochs);
         json_number(s->out, p->loss);
-        fputs(",\"accuracy\":", s->out);
-        json_number(s->out, p->accuracy);
-        fputs(",\"val_loss\":", s->out);
-        if (p->has_val) json_number(s->out, p->val_loss);
-        else fputs("null", s->out);
-        fputs(",\"val_accuracy\":", s->out);
-        if (p->has_val) json_number(s->out, p->val_accuracy);
-        else fputs("null", s->out);
-        fputs(",\"seconds\":", s->out);
-        json_number(s->out, p->seconds);
-        fputs(",\"images_per_second\":", s->out);
-        json_number(s->out, rate);
+        json_field_number(s->out, "accuracy", p->accuracy);
+        json_field_number(s->out, "val_loss", p->has_val ? p->val_loss : NAN); /* NaN -> null */
+        json_field_number(s->out, "val_accuracy", p->has_val ? p->val_accuracy : NAN);
+        json_field_number(s->out, "seconds", p->seconds);
+        json_field_number(s->out, "images_per_second", rate);
         fputs("}\n", s->out);
         fflush(s->out);
         return;
@@ -126,8 +120,7 @@ void progress_test(progress_state *s, double loss, double accuracy) {
     if (s->mode == PROGRESS_JSON) {
         fputs("{\"test_loss\":", s->out);
         json_number(s->out, loss);
-        fputs(",\"test_accuracy\":", s->out);
-        json_number(s->out, accuracy);
+        json_field_number(s->out, "test_accuracy", accuracy);
         fputs("}\n", s->out);
     } else {
         fprintf(s->out, "test_loss: %.4f - test_accuracy: %.4f\n", loss, accuracy);

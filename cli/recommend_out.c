@@ -8,8 +8,7 @@
 static void json_metrics(const char *name, const rec_rank_metrics *r, const char *hr) {
     printf(",\"%s\":{\"%s\":", name, hr);
     json_number(stdout, r->hr);
-    fputs(",\"ndcg@10\":", stdout);
-    json_number(stdout, r->ndcg);
+    json_field_number(stdout, "ndcg@10", r->ndcg);
     printf(",\"users\":%ld}", r->n_users);
 }
 
@@ -23,21 +22,17 @@ void rec_print_eval(const rec_model *m, const rec_data *d, const rec_eval_report
         json_string(stdout, e->split);
         printf(",\"train\":%ld,\"test\":%ld,\"users\":%d,\"items\":%d", e->train_count, e->test_count, e->users, e->items);
         if (e->has_rmse) {
-            fputs(",\"rmse\":", stdout);
-            json_number(stdout, e->rmse);
-            fputs(",\"mae\":", stdout);
-            json_number(stdout, e->mae);
+            json_field_number(stdout, "rmse", e->rmse);
+            json_field_number(stdout, "mae", e->mae);
         }
         json_metrics("ncf", &e->ncf, "hr@10");
         json_metrics("full", &e->full, "recall@10");
         json_metrics("popularity_ncf", &e->pop_ncf, "hr@10");
         json_metrics("popularity_full", &e->pop_full, "recall@10");
         if (train_seconds >= 0) {
-            fputs(",\"train_seconds\":", stdout);
-            json_number(stdout, train_seconds);
+            json_field_number(stdout, "train_seconds", train_seconds);
         }
-        fputs(",\"eval_seconds\":", stdout);
-        json_number(stdout, e->seconds);
+        json_field_number(stdout, "eval_seconds", e->seconds);
         fputs("}\n", stdout);
         fflush(stdout);
         return;

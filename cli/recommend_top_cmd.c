@@ -38,17 +38,14 @@ static void print_top_json(const rec_model *m, const rec_items *it, const rec_to
         const rec_pick *p = &r->picks[i];
         printf("%s{\"rank\":%d,\"item\":%lld,\"title\":", i ? "," : "", i + 1, (long long)p->item);
         json_string(stdout, title_of(it, p->item, b, sizeof b));
-        fputs(",\"score\":", stdout);
-        json_number(stdout, p->score);
+        json_field_number(stdout, "score", p->score);
         fputs(",\"reasons\":[", stdout);
         for (int q = 0; q < p->n_reasons; q++) {
             const rec_reason *s = &p->reasons[q];
             printf("%s{\"item\":%lld,\"title\":", q ? "," : "", (long long)s->item);
             json_string(stdout, title_of(it, s->item, b, sizeof b));
-            fputs(",\"rating\":", stdout);
-            json_number(stdout, s->rating);
-            fputs(",\"similarity\":", stdout);
-            json_number(stdout, s->sim);
+            json_field_number(stdout, "rating", s->rating);
+            json_field_number(stdout, "similarity", s->sim);
             putchar('}');
         }
         fputs("]}", stdout);
@@ -164,8 +161,7 @@ int cmd_recommend_similar(int argc, char **argv) {
             for (int i = 0; i < n; i++) {
                 printf("%s{\"rank\":%d,\"item\":%lld,\"title\":", i ? "," : "", i + 1, (long long)ids[i]);
                 json_string(stdout, title_of(&it, ids[i], b2, sizeof b2));
-                fputs(",\"similarity\":", stdout);
-                json_number(stdout, sims[i]);
+                json_field_number(stdout, "similarity", sims[i]);
                 putchar('}');
             }
             fputs("]}\n", stdout);

@@ -49,19 +49,14 @@ static int on_epoch(const rec_epoch_info *e, void *user) {
         printf("\"epoch\":%d,\"epochs\":%d,\"examples\":%ld,\"loss\":", e->epoch, e->epochs, e->examples);
         json_number(stdout, e->loss);
         if (e->has_rmse) {
-            fputs(",\"test_rmse\":", stdout);
-            json_number(stdout, e->rmse);
-            fputs(",\"test_mae\":", stdout);
-            json_number(stdout, e->mae);
+            json_field_number(stdout, "test_rmse", e->rmse);
+            json_field_number(stdout, "test_mae", e->mae);
         }
         if (e->has_ncf) {
-            fputs(",\"hr@10\":", stdout);
-            json_number(stdout, e->hr);
-            fputs(",\"ndcg@10\":", stdout);
-            json_number(stdout, e->ndcg);
+            json_field_number(stdout, "hr@10", e->hr);
+            json_field_number(stdout, "ndcg@10", e->ndcg);
         }
-        fputs(",\"seconds\":", stdout);
-        json_number(stdout, e->seconds);
+        json_field_number(stdout, "seconds", e->seconds);
         fputs("}\n", stdout);
     } else {
         if (e->phase) printf("Pretraining %s: ", !strcmp(e->phase, "gmf") ? "GMF" : "MLP");

@@ -57,12 +57,9 @@ int cmd_textgen_eval(int argc, char **argv) {
     if (json) {
         printf("{\"val_loss\":");
         json_number(stdout, loss);
-        printf(",\"bits_per_token\":");
-        json_number(stdout, loss / log(2.0));
-        printf(",\"perplexity\":");
-        json_number(stdout, exp(loss));
-        printf(",\"val_accuracy\":");
-        json_number(stdout, acc);
+        json_field_number(stdout, "bits_per_token", loss / log(2.0));
+        json_field_number(stdout, "perplexity", exp(loss));
+        json_field_number(stdout, "val_accuracy", acc);
         printf(",\"windows\":%ld,\"tokens\":%ld}\n", nw, nw * ctx);
     } else {
         printf("val_loss: %.4f nats/token (%.4f bits) - perplexity: %.3f - val_accuracy: %.4f - %ld windows of %d tokens\n",

@@ -93,16 +93,11 @@ static int on_eval(const textgen_eval_info *e, void *user) {
     if (t->json) {
         printf("{\"step\":%ld,\"steps\":%ld,\"loss\":", e->step, e->steps);
         json_number(stdout, e->train_loss);
-        fputs(",\"val_loss\":", stdout);
-        json_number(stdout, e->val_loss);
-        fputs(",\"val_accuracy\":", stdout);
-        json_number(stdout, e->val_accuracy);
-        fputs(",\"train_seconds\":", stdout);
-        json_number(stdout, e->train_seconds);
-        fputs(",\"eval_seconds\":", stdout);
-        json_number(stdout, e->eval_seconds);
-        fputs(",\"tokens_per_second\":", stdout);
-        json_number(stdout, e->tokens_per_second);
+        json_field_number(stdout, "val_loss", e->val_loss);
+        json_field_number(stdout, "val_accuracy", e->val_accuracy);
+        json_field_number(stdout, "train_seconds", e->train_seconds);
+        json_field_number(stdout, "eval_seconds", e->eval_seconds);
+        json_field_number(stdout, "tokens_per_second", e->tokens_per_second);
         fputs("}\n", stdout);
     } else {
         printf("step %ld/%ld - loss: %.4f - val_loss: %.4f - val_accuracy: %.4f - %.0f tok/s - %.1fs (+%.1fs eval)\n",

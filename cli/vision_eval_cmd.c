@@ -61,8 +61,7 @@ static void print_json(const mm_model *m, const mm_eval_result *r) {
     char buf[32];
     printf("{\"examples\":%ld,\"loss\":", r->count);
     json_number(stdout, r->loss);
-    fputs(",\"accuracy\":", stdout);
-    json_number(stdout, r->accuracy);
+    json_field_number(stdout, "accuracy", r->accuracy);
     printf(",\"top_k\":%d,\"top_k_accuracy\":", r->top_k);
     json_number(stdout, r->top_k_accuracy);
     int k = r->num_classes;

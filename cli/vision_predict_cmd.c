@@ -15,8 +15,7 @@ static void print_result(const mm_model *m, const char *path, const int *cls, co
         for (int i = 0; i < n; i++) {
             printf("%s{\"class\":%d,\"label\":", i ? "," : "", cls[i]);
             json_string(stdout, vision_label(m, cls[i], buf, sizeof buf));
-            fputs(",\"probability\":", stdout);
-            json_number(stdout, score[i]);
+            json_field_number(stdout, "probability", score[i]);
             putchar('}');
         }
         fputs("]}\n", stdout);

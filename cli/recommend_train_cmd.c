@@ -1,22 +1,16 @@
 /* mediaml recommend train: flags, per-epoch lines (text or JSON), Ctrl-C handling around
  * rec_train, then the evaluation of the saved model beside the popularity baseline. */
 #include "commands.h"
+#include "interrupt.h"
 #include "json.h"
 #include "recommend/rec_model.h"
 #include "recommend_out.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t interrupted;
-
-static void on_sigint(int sig) {
-    (void)sig;
-    interrupted = 1;
-}
 
 typedef struct train_ctx {
     int json, bar, bar_shown, stop_noted, epoch, epochs;
@@ -25,7 +19,7 @@ typedef struct train_ctx {
 /* A progress bar on a terminal (text mode only); Ctrl-C is noticed here. */
 static int on_batch(const mm_progress *p, void *user) {
     train_ctx *t = user;
-    if (interrupted && !t->stop_noted) {
+    if (cli_interrupted && !t->stop_noted) {
         if (t->bar_shown) fputc('\n', stdout), t->bar_shown = 0;
         fflush(stdout);
         fprintf(stderr, "Stopping after epoch %d (Ctrl-C again to quit now)\n", t->epoch + 1);
@@ -36,7 +30,7 @@ static int on_batch(const mm_progress *p, void *user) {
         fflush(stdout);
         t->bar_shown = 1;
     }
-    return interrupted != 0;
+    return cli_interrupted != 0;
 }
 
 static int on_epoch(const rec_epoch_info *e, void *user) {
@@ -193,15 +187,10 @@ int cmd_recommend_train(int argc, char **argv) {
     rec_train_defaults(&c);
     t.epochs = c.epochs;
 
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C ends the process */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old);
+    cli_catch_sigint();
     rec_train_report r;
     mm_status st = rec_train(&c, on_start, &r);
-    sigaction(SIGINT, &old, NULL);
+    cli_release_sigint();
     if (t.bar_shown) fputc('\n', stdout);
     fflush(stdout);
     if (st) return cli_library_error();

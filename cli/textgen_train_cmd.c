@@ -1,10 +1,10 @@
 /* mediaml textgen train: flags, a progress bar on a terminal, one line (or JSON object) per
  * evaluation, Ctrl-C handling around textgen_train. */
 #include "commands.h"
+#include "interrupt.h"
 #include "json.h"
 #include "textgen/textgen.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,12 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t interrupted;
-
-static void on_sigint(int sig) {
-    (void)sig;
-    interrupted = 1;
-}
 
 typedef struct train_ctx {
     const cli_cmd *cmd;
@@ -56,7 +50,7 @@ static void clear_bar(train_ctx *t) {
 
 static int on_batch(const textgen_batch_info *b, void *user) {
     train_ctx *t = user;
-    if (interrupted && !t->stop_noted) {
+    if (cli_interrupted && !t->stop_noted) {
         clear_bar(t);
         fflush(stdout);
         long end = b->step - b->round_step + b->round_steps;
@@ -105,7 +99,7 @@ static int on_eval(const textgen_eval_info *e, void *user) {
                e->eval_seconds);
     }
     fflush(stdout);
-    return interrupted != 0;
+    return cli_interrupted != 0;
 }
 
 static void on_start(const textgen_train_report *r, void *user) {
@@ -262,15 +256,10 @@ int cmd_textgen_train(int argc, char **argv) {
     c.on_eval = on_eval;
     c.user = &t;
 
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C ends the process */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old);
+    cli_catch_sigint();
     textgen_train_report r;
     mm_status st = textgen_train(&c, &r);
-    sigaction(SIGINT, &old, NULL);
+    cli_release_sigint();
     clear_bar(&t);
     fflush(stdout);
     if (st) return cli_library_error();

@@ -1,19 +1,13 @@
 /* mediaml vision train: flags, progress output, Ctrl-C handling around vision_train. */
 #include "commands.h"
+#include "interrupt.h"
 #include "progress.h"
 #include "vision/vision.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t interrupted;
-
-static void on_sigint(int sig) {
-    (void)sig;
-    interrupted = 1;
-}
 
 typedef struct train_ctx {
     const cli_cmd *cmd;
@@ -117,21 +111,16 @@ int cmd_vision_train(int argc, char **argv) {
     if ((rc = check_flags(&c, &v, threads))) return rc;
 
     train_ctx t = {&c, &v, {0}};
-    progress_init(&t.progress, stdout, json, &interrupted);
+    progress_init(&t.progress, stdout, json, &cli_interrupted);
     v.callback = train_callback;
     v.user = &t;
     v.on_start = on_start;
 
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C ends the process */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old);
+    cli_catch_sigint();
 
     vision_train_report r;
     mm_status st = vision_train(&v, &r);
-    sigaction(SIGINT, &old, NULL);
+    cli_release_sigint();
     progress_finish(&t.progress);
     if (st) return cli_library_error();
     if (r.stopped) {

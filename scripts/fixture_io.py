@@ -57,3 +57,31 @@ def write_safetensors(path, tensors, metadata):
         f.write(data)
     os.replace(tmp, path)
     return len(data)
+
+
+def case(name, inputs, fn, diff, after=None):
+    """Runs fn(*inputs) in float64 with a random upstream gradient and stores NAME.inK, NAME.gy,
+    NAME.y and NAME.ginK (the layout tests/testutil.c's tu_parity_case reads).
+
+    diff[k] says whether input k is differentiable. after() may return {k: tensor} of input
+    states after the forward (batchnorm moving statistics), stored as NAME.afterK."""
+    leaves = [x.clone().requires_grad_(bool(d)) for x, d in zip(inputs, diff)]
+    y = fn(*leaves)
+    if y.dim() == 0:
+        y = y.reshape(1)
+    gy = randn(*y.shape)
+    want = [l for l, d in zip(leaves, diff) if d]
+    grads = torch.autograd.grad(y, want, gy) if want else []
+    for k, x in enumerate(inputs):
+        put("%s.in%d" % (name, k), x)
+    put(name + ".gy", gy)
+    put(name + ".y", y)
+    gi = iter(grads)
+    for k, d in enumerate(diff):
+        if d:
+            g = next(gi)
+            assert torch.isfinite(g).all(), name
+            put("%s.gin%d" % (name, k), g)
+    if after:
+        for k, t in after().items():
+            put("%s.after%d" % (name, k), t)

@@ -28,7 +28,7 @@ import math
 import os
 import sys
 
-from fixture_io import D, f32, put, randn, tensors, uniform, write_safetensors
+from fixture_io import D, case, f32, put, randn, tensors, uniform, write_safetensors
 import torch
 import torch.nn.functional as F
 
@@ -37,27 +37,6 @@ OUT = os.path.join(ROOT, "tests", "fixtures", "parity_attention.safetensors")
 
 torch.manual_seed(0)
 torch.set_num_threads(1)
-
-def case(name, inputs, fn, diff):
-    """Runs fn(*inputs) in float64 with a random upstream gradient and stores everything."""
-    leaves = [x.clone().requires_grad_(bool(d)) for x, d in zip(inputs, diff)]
-    y = fn(*leaves)
-    if y.dim() == 0:
-        y = y.reshape(1)
-    gy = randn(*y.shape)
-    want = [l for l, d in zip(leaves, diff) if d]
-    grads = torch.autograd.grad(y, want, gy) if want else []
-    for k, x in enumerate(inputs):
-        put("%s.in%d" % (name, k), x)
-    put(name + ".gy", gy)
-    put(name + ".y", y)
-    gi = iter(grads)
-    for k, d in enumerate(diff):
-        if d:
-            g = next(gi)
-            assert torch.isfinite(g).all(), name
-            put("%s.gin%d" % (name, k), g)
-
 
 # ------------------------------------------------------------------ layernorm
 

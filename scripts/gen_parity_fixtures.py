@@ -31,7 +31,7 @@ import os
 import sys
 
 import numpy as np
-from fixture_io import D, f32, put, randn, tensors, uniform, write_safetensors
+from fixture_io import D, case, f32, put, randn, tensors, uniform, write_safetensors
 import torch
 import torch.nn.functional as F
 
@@ -53,31 +53,6 @@ def distinct(*shape, scale=1.0):
     n = int(np.prod(shape))
     perm = torch.randperm(n).to(D)
     return f32(((perm + 0.5) / n * 2 - 1).reshape(shape) * scale)
-
-
-def case(name, inputs, fn, diff, after=None):
-    """Runs fn(*inputs) in float64 with a random upstream gradient and stores everything.
-
-    diff[k] says whether input k is differentiable. after(leaves) may return {k: tensor} of
-    input states after the forward (batchnorm moving statistics)."""
-    leaves = [x.clone().requires_grad_(bool(d)) for x, d in zip(inputs, diff)]
-    y = fn(*leaves)
-    if y.dim() == 0:
-        y = y.reshape(1)
-    gy = randn(*y.shape)
-    want = [l for l, d in zip(leaves, diff) if d]
-    grads = torch.autograd.grad(y, want, gy) if want else []
-    for k, x in enumerate(inputs):
-        put("%s.in%d" % (name, k), x)
-    put(name + ".gy", gy)
-    put(name + ".y", y)
-    gi = iter(grads)
-    for k, d in enumerate(diff):
-        if d:
-            put("%s.gin%d" % (name, k), next(gi))
-    if after:
-        for k, t in after().items():
-            put("%s.after%d" % (name, k), t)
 
 
 # ---- layout helpers: mediaml NHWC / [KH,KW,Cin,Cout] <-> torch NCHW / [Cout,Cin,KH,KW]

@@ -4,6 +4,7 @@
 #include "testutil.h"
 #include "ops/ops.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -175,6 +176,81 @@ static void test_sparse_rows(void) {
     mm_model_free(m);
 }
 
+/* Embedding(dense_updates): Adam moves every row at every step once its moments are non-zero
+ * (as Keras and PyTorch without sparse gradients); embeddings_initializer random_normal draws
+ * with the given stddev; both survive the architecture JSON; bad settings are errors. */
+static void test_embedding_options(void) {
+    mm_model *m = mm_functional("emb_dense");
+    int x = mm_input(m, 1, (int[]){1});
+    int e = mm_call(m, mm_Embedding(.input_dim = 1000, .output_dim = 8, .embeddings_initializer = "random_normal",
+                                    .embeddings_scale = 0.01f, .dense_updates = 1, .name = "e"),
+                    x);
+    int f = mm_call(m, mm_Flatten(), e);
+    CHECK(mm_call(m, mm_Dense(.units = 1), f) >= 0, "build: %s", mm_errmsg());
+    CHECK_OK(mm_compile(m, .optimizer = "adam", .loss = "mse"));
+    char *json = mm_model_to_json(m);
+    CHECK(json && strstr(json, "\"embeddings_initializer\":\"random_normal\"") && strstr(json, "\"dense_updates\":true"),
+          "json: %s", json ? json : "(null)");
+    mm_model *back = NULL;
+    CHECK_OK(mm_model_from_json(json, &back));
+    char *json2 = back ? mm_model_to_json(back) : NULL;
+    CHECK(json2 && !strcmp(json, json2), "JSON round trip differs");
+    free(json);
+    free(json2);
+    mm_model_free(back);
+
+    char p0[64], p1[64];
+    snprintf(p0, sizeof p0, "/tmp/mm_test_dense0_%d.safetensors", (int)getpid());
+    snprintf(p1, sizeof p1, "/tmp/mm_test_dense1_%d.safetensors", (int)getpid());
+    CHECK_OK(mm_model_save(m, p0, 0));
+    mm_st_file f0, f1;
+    CHECK_OK(mm_st_read(p0, &f0));
+    const mm_st_tensor *t0 = mm_st_find(&f0, "e/embeddings");
+    CHECK(t0 != NULL, "table missing");
+    if (t0) {
+        double s = 0, s2 = 0;
+        const float *a = t0->data;
+        for (size_t k = 0; k < t0->size; k++) s += a[k], s2 += (double)a[k] * a[k];
+        double mean = s / (double)t0->size, sd = sqrt(s2 / (double)t0->size - mean * mean);
+        CHECK(fabs(mean) < 1e-3 && fabs(sd - 0.01) < 1e-3, "random_normal(0.01): mean %g stddev %g", mean, sd);
+    }
+    /* two batches: the first looks up rows 0 and 1, the second rows 2 and 3; with dense
+     * updates the second step still moves rows 0 and 1 (their momentum), never row 999 */
+    mm_dataset d = {0};
+    int xs[2] = {4, 1}, ys[2] = {4, 1};
+    mm_array_alloc(&d.x, 2, xs);
+    mm_array_alloc(&d.y, 2, ys);
+    for (int k = 0; k < 4; k++) d.x.data[k] = (float)k, d.y.data[k] = k % 2 ? -1.0f : 1.0f;
+    CHECK_OK(mm_fit(m, &d, .epochs = 1, .batch_size = 2, .shuffle = -1));
+    CHECK_OK(mm_model_save(m, p1, 1));
+    CHECK_OK(mm_st_read(p1, &f1));
+    const mm_st_tensor *t1 = mm_st_find(&f1, "e/embeddings"), *m1 = mm_st_find(&f1, "optimizer/m");
+    CHECK(t0 && t1 && m1, "tables missing after fit");
+    if (t0 && t1 && m1) {
+        const float *a0 = t0->data, *a1 = t1->data, *mom = m1->data;
+        CHECK(memcmp(a0 + 4 * 8, a1 + 4 * 8, (1000 - 4) * 8 * sizeof(float)) == 0, "never looked-up rows changed");
+        int moved = 1;
+        for (int k = 0; k < 4 * 8; k++) moved &= a0[k] != a1[k] && mom[k] != 0;
+        CHECK(moved, "looked-up rows did not move");
+    }
+    mm_st_free(&f0);
+    mm_st_free(&f1);
+    unlink(p0);
+    unlink(p1);
+    mm_dataset_free(&d);
+    mm_model_free(m);
+
+    m = mm_functional("emb_bad");
+    x = mm_input(m, 1, (int[]){1});
+    CHECK(mm_call(m, mm_Embedding(.input_dim = 10, .output_dim = 2, .embeddings_initializer = "glorot"), x) < 0 &&
+              tu_contains(mm_errmsg(), "embeddings_initializer 'glorot'"),
+          "unknown initializer: %s", mm_errmsg());
+    CHECK(mm_call(m, mm_Embedding(.input_dim = 10, .output_dim = 2, .embeddings_scale = -1), x) < 0 &&
+              tu_contains(mm_errmsg(), "embeddings_scale"),
+          "negative scale: %s", mm_errmsg());
+    mm_model_free(m);
+}
+
 static void test_bad_functional(void) {
     mm_model *m = mm_functional("bad");
     int x = mm_input(m, 1, (int[]){4});
@@ -202,6 +278,7 @@ int main(void) {
     test_op_gradients();
     test_matrix_factorization();
     test_sparse_rows();
+    test_embedding_options();
     test_bad_functional();
     return tu_finish();
 }

@@ -385,6 +385,10 @@ mm_node *mm_layer_build(mm_model *m, mm_layer *l, mm_graph *g, mm_node **xs, mm_
     case MM_ADD:
     case MM_MULTIPLY:
     case MM_DOT:
+        if (l->type == MM_DOT && l->n_in == 2) { /* one op: no [.., K] product in between */
+            y = mm_g_dot(g, xs[0], xs[1]);
+            break;
+        }
         for (int i = 1; i < l->n_in && y; i++) y = l->type == MM_ADD ? mm_g_add(g, y, xs[i]) : mm_g_mul(g, y, xs[i]);
         if (l->type == MM_DOT) y = mm_g_sum(g, y, -1, 1);
         break;

@@ -710,12 +710,8 @@ void mm_model_apply_gradients(mm_model *m) {
         mm_param *p = &m->params[i];
         if (!p->sparse || !p->trainable) continue;
         size_t d = p->size / (size_t)p->shape[0];
-        for (int k = 0; k < p->rows.n; k++) {
-            size_t b = p->offset + (size_t)p->rows.rows[k] * d;
-            mm_optimizer_update(o, m->weights, m->grads, b, b + d);
-            memset(m->grads + b, 0, d * sizeof(float));
-            p->rows.seen[p->rows.rows[k]] = 0;
-        }
+        mm_optimizer_update_rows(o, m->weights, m->grads, p->offset, d, p->rows.rows, p->rows.n);
+        for (int k = 0; k < p->rows.n; k++) p->rows.seen[p->rows.rows[k]] = 0;
         p->rows.n = 0;
     }
 }

@@ -170,6 +170,15 @@ void mm_optimizer_update(mm_optimizer *o, float *w, float *g, size_t begin, size
     }
 }
 
+void mm_optimizer_update_rows(mm_optimizer *o, float *w, float *g, size_t base, size_t d, const int *rows, int n) {
+    float *m = o->slot1, *v = o->slot2;
+    for (int k = 0; k < n; k++) {
+        size_t b = base + (size_t)rows[k] * d;
+        update_span(o, w + b, g + b, m + b, v + b, (long)d);
+        memset(g + b, 0, d * sizeof(float));
+    }
+}
+
 void mm_optimizer_step(mm_optimizer *o, float *w, float *g) {
     if (o->global_clipnorm > 0) {
         double ss = 0;

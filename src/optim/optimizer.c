@@ -106,6 +106,18 @@ void mm_optimizer_begin_step(mm_optimizer *o) {
     o->cur_alpha = (float)(o->cur_lr * sqrt(1 - pow(o->beta_2, t)) / (1 - pow(o->beta_1, t)));
 }
 
+static inline void adam_span(const mm_optimizer *o, float *w, const float *g, float *m, float *v, long n) {
+    const float b1 = o->beta_1, b2 = o->beta_2, eps = o->epsilon, alpha = o->cur_alpha;
+    const float decay = o->kind == MM_OPT_ADAMW ? o->cur_lr * o->weight_decay : 0.0f;
+#pragma omp simd
+    for (long i = 0; i < n; i++) {
+        w[i] -= decay * w[i];
+        m[i] += (g[i] - m[i]) * (1 - b1);
+        v[i] += (g[i] * g[i] - v[i]) * (1 - b2);
+        w[i] -= alpha * m[i] / (sqrtf(v[i]) + eps);
+    }
+}
+
 /* The update rules over one contiguous span, serially (element-wise: any split of a range
  * gives the same result). */
 static void update_span(const mm_optimizer *o, float *w, const float *g, float *m, float *v, long n) {
@@ -123,18 +135,9 @@ static void update_span(const mm_optimizer *o, float *w, const float *g, float *
         }
         break;
     case MM_OPT_ADAMW:
-    case MM_OPT_ADAM: {
-        const float b1 = o->beta_1, b2 = o->beta_2, eps = o->epsilon, alpha = o->cur_alpha;
-        const float decay = o->kind == MM_OPT_ADAMW ? lr * o->weight_decay : 0.0f;
-#pragma omp simd
-        for (long i = 0; i < n; i++) {
-            w[i] -= decay * w[i];
-            m[i] += (g[i] - m[i]) * (1 - b1);
-            v[i] += (g[i] * g[i] - v[i]) * (1 - b2);
-            w[i] -= alpha * m[i] / (sqrtf(v[i]) + eps);
-        }
+    case MM_OPT_ADAM:
+        adam_span(o, w, g, m, v, n);
         break;
-    }
     case MM_OPT_RMSPROP: {
         const float rho = o->rho, eps = o->epsilon, mu = o->momentum;
         for (long i = 0; i < n; i++) {
@@ -172,10 +175,12 @@ void mm_optimizer_update(mm_optimizer *o, float *w, float *g, size_t begin, size
 
 void mm_optimizer_update_rows(mm_optimizer *o, float *w, float *g, size_t base, size_t d, const int *rows, int n) {
     float *m = o->slot1, *v = o->slot2;
-    for (int k = 0; k < n; k++) {
+    const int adam = o->kind == MM_OPT_ADAM || o->kind == MM_OPT_ADAMW;
+    for (int k = 0; k < n; k++) { /* Adam inline: rows are short (bias tables: 1 value) */
         size_t b = base + (size_t)rows[k] * d;
-        update_span(o, w + b, g + b, m + b, v + b, (long)d);
-        memset(g + b, 0, d * sizeof(float));
+        if (adam) adam_span(o, w + b, g + b, m + b, v + b, (long)d);
+        else update_span(o, w + b, g + b, m + b, v + b, (long)d);
+        for (size_t j = 0; j < d; j++) g[b + j] = 0;
     }
 }
 

@@ -215,7 +215,7 @@ void rec_train_defaults(rec_train_config *c) {
     case REC_NEUMF:
         if (!c->split) c->split = "loo";
         if (!c->epochs) c->epochs = 8;
-        if (!c->factors) c->factors = 64;
+        if (!c->factors) c->factors = 128;
         if (!c->schedule) c->schedule = "cosine";
         if (!c->mlp[0]) {
             static const int tower[] = {64, 32, 16, 8, 0};
@@ -224,8 +224,14 @@ void rec_train_defaults(rec_train_config *c) {
         if (!c->negatives) c->negatives = 6;
         if (!c->lr) c->lr = 0.001f;
         if (!c->pretrain_lr) c->pretrain_lr = 0.001f;
-        if (!c->init) c->init = "uniform";
-        if (!c->init_scale) c->init_scale = 0.05f;
+        /* normal(0.01) tables with dense Adam and L2 1e-5 per lookup, as the NCF reference
+         * code but for the L2: HR@10 +0.010 and NDCG@10 +0.006 on each of seeds 0-3 against
+         * GMF 64, uniform(0.05), sparse, no L2 (README). Dense costs O(table) per step: large
+         * catalogues want --sparse-embeddings. */
+        if (!c->init) c->init = "random_normal";
+        if (!c->init_scale) c->init_scale = 0.01f;
+        if (!c->dense_embeddings) c->dense_embeddings = 1;
+        if (!c->l2) c->l2 = 1e-5f;
         break;
     case REC_POP:
         if (!c->split) c->split = "loo";

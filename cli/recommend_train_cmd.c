@@ -75,6 +75,8 @@ static void on_start(const rec_train_config *c, const rec_train_report *r, void 
         for (int k = 0; k < 7 && c->mlp[k] > 0; k++) fprintf(stderr, "%s%d", k ? "-" : " ", c->mlp[k]);
         fprintf(stderr, ", %d negatives, l2 %g, dropout %g, %s lr %g (%s), batch %d, %d epochs, seed %llu", c->negatives,
                 c->l2, c->dropout, c->optimizer, c->lr, c->schedule, c->batch_size, c->epochs, (unsigned long long)c->seed);
+        fprintf(stderr, ", embeddings %s(%g) with %s updates", c->init, c->init_scale,
+                c->dense_embeddings > 0 ? "dense" : "sparse");
         if (c->pretrain > 0) fprintf(stderr, "; GMF and MLP pretrained %d epochs each (adam lr %g)", c->pretrain, c->pretrain_lr);
         fputc('\n', stderr);
     } else
@@ -102,23 +104,27 @@ int cmd_recommend_train(int argc, char **argv) {
     char data_default[4096];
     const char *model = NULL, *mlp = NULL;
     rec_train_config c = {.data_dir = rec_default_data_dir(data_default, sizeof data_default)};
-    int threads = 0, json = 0;
+    int threads = 0, json = 0, dense = 0, sparse = 0;
     cli_opt opts[] = {
         {"--model", OPT_STR, &model, "TYPE", "mf (rating prediction), neumf (implicit feedback) or pop (required)", 0},
         {"--data", OPT_STR, &c.data_dir, "DIR", "MovieLens directory (default $MEDIAML_DATA/movielens-100k, else ../shared/data/movielens-100k)", 0},
         {"--split", OPT_STR, &c.split, "NAME", "u1..u5, ua, ub (DIR/NAME.base + .test) or loo (default u1 for mf, loo otherwise)", 0},
         {"--out", OPT_STR, &c.out_path, "FILE", "model file to write (required)", 0},
         {"--epochs", OPT_INT, &c.epochs, "N", "epochs (default: mf 20, neumf 8; pop: 2 exact steps)", 0},
-        {"--factors", OPT_INT, &c.factors, "K", "mf: latent factors; neumf: GMF factors (default 64 for both)", 0},
+        {"--factors", OPT_INT, &c.factors, "K", "mf: latent factors; neumf: GMF factors (default: mf 64, neumf 128)", 0},
         {"--mlp", OPT_STR, &mlp, "L0,L1,..", "neumf: MLP embedding concat size, then the relu tower (default 64,32,16,8)", 0},
         {"--lr", OPT_FLOAT, &c.lr, "LR", "learning rate (default: mf 0.002, neumf 0.001)", 0},
-        {"--l2", OPT_FLOAT, &c.l2, "L", "L2 on each looked-up embedding row (default: mf 0.0004, neumf 0)", 0},
+        {"--l2", OPT_FLOAT, &c.l2, "L", "L2 on each looked-up embedding row (default: mf 0.0004, neumf 1e-05)", 0},
         {"--l2-bias", OPT_FLOAT, &c.l2_bias, "L", "mf: L2 on the user and item biases (default 0)", 0},
         {"--dropout", OPT_FLOAT, &c.dropout, "P", "neumf: dropout after each MLP layer (default 0)", 0},
         {"--optimizer", OPT_STR, &c.optimizer, "NAME", "adam (default), sgd, adamw or rmsprop", 0},
         {"--schedule", OPT_STR, &c.schedule, "NAME", "learning rate: constant or cosine (decays to 0 over the epochs); default: mf constant, neumf cosine", 0},
         {"--pretrain", OPT_INT, &c.pretrain, "N", "neumf: first train GMF and MLP alone for N epochs each (0: none)", 0},
         {"--pretrain-lr", OPT_FLOAT, &c.pretrain_lr, "LR", "neumf: Adam learning rate of the pretraining (default 0.001)", 0},
+        {"--init", OPT_STR, &c.init, "NAME", "neumf: embedding initializer, uniform or random_normal (default random_normal)", 0},
+        {"--init-scale", OPT_FLOAT, &c.init_scale, "S", "neumf: its maxval (uniform) or stddev (random_normal); default 0.01", 0},
+        {"--dense-embeddings", OPT_BOOL, &dense, NULL, "neumf: dense Adam on the embedding tables (every row, every step; the default)", 0},
+        {"--sparse-embeddings", OPT_BOOL, &sparse, NULL, "neumf: sparse (lazy) updates of the looked-up rows only (large catalogues)", 0},
         {"--batch-size", OPT_INT, &c.batch_size, "B", "examples per batch (default 256)", 0},
         {"--negatives", OPT_INT, &c.negatives, "N", "neumf: sampled negatives per positive, fresh every epoch (default 6)", 0},
         {"--seed", OPT_U64, &c.seed, "S", "seed for initialization, shuffling and negatives (default 0)", 0},
@@ -157,6 +163,10 @@ int cmd_recommend_train(int argc, char **argv) {
     if (cli_find(&cmd, "--l2")->seen && c.l2 == 0) c.l2 = -1;
     if (cli_find(&cmd, "--l2-bias")->seen && c.l2_bias == 0) c.l2_bias = -1;
     if (cli_find(&cmd, "--dropout")->seen && c.dropout == 0) c.dropout = -1;
+    if (dense && sparse) return cli_usage_error(&cmd, "--dense-embeddings and --sparse-embeddings exclude each other");
+    c.dense_embeddings = dense ? 1 : sparse ? -1 : 0;
+    if (cli_find(&cmd, "--init-scale")->seen && !(c.init_scale > 0))
+        return cli_usage_error(&cmd, "--init-scale must be positive, got %g", c.init_scale);
     if (c.pretrain < 0) return cli_usage_error(&cmd, "--pretrain must not be negative, got %d", c.pretrain);
     if (cli_find(&cmd, "--pretrain")->seen && c.pretrain == 0) c.pretrain = -1;
     if (cli_find(&cmd, "--pretrain-lr")->seen && !(c.pretrain_lr > 0))

@@ -177,6 +177,13 @@ typedef struct mm_embedding_args {
     int output_dim;             /* vector size */
     float l2;                   /* L2 on the looked-up vectors, per lookup (cost independent of input_dim) */
     int mask_zero;              /* id 0 is padding: recurrent and attention layers downstream skip it */
+    const char *embeddings_initializer; /* "uniform" (default, Keras's RandomUniform(-0.05, 0.05))
+                                           or "normal" / "random_normal" (RandomNormal(0, 0.05)) */
+    float embeddings_scale;     /* uniform: maxval (minval = -maxval); normal: stddev; 0 = 0.05 */
+    int dense_updates;          /* 1: the table is a dense parameter: every row takes an optimizer
+                                   step every step (moments decay on rows not looked up), as Keras
+                                   and PyTorch without sparse gradients; cost O(table) per step.
+                                   0 (default): sparse row updates, O(batch) per step */
     int input_shape[MM_MAX_DIMS];
     const char *name;
 } mm_embedding_args;
@@ -232,7 +239,9 @@ typedef struct mm_slice_args {
 } mm_slice_args;
 
 mm_layer *mm_layer_dense(mm_dense_args a);
-/* Embedding tables get sparse updates: a step touches only the rows it looked up. */
+/* Embedding tables get sparse updates: a step touches only the rows it looked up (lazy Adam:
+ * a row's moments move only when it is looked up), unless dense_updates is set. Returns NULL
+ * (mm_errmsg() says why) for an unknown embeddings_initializer or a negative scale. */
 mm_layer *mm_layer_embedding(mm_embedding_args a);
 mm_layer *mm_layer_add(mm_merge_args a);
 mm_layer *mm_layer_multiply(mm_merge_args a);

@@ -332,6 +332,12 @@ def write(path):
     return write_safetensors(path, tensors, {"generator": "scripts/gen_parity_fixtures.py", "torch": torch.__version__, "seed": "0"})
 
 
+# ------------------------------------------------------------------ dot (last here: earlier
+# cases keep their random draws)
+
+case("dot_rows", [randn(4, 19), randn(4, 19)], lambda a, b: (a * b).sum(-1, keepdim=True), [1, 1])
+case("dot_3d", [randn(2, 3, 8), randn(2, 3, 8)], lambda a, b: (a * b).sum(-1, keepdim=True), [1, 1])
+
 size = write(OUT)
 print("wrote %s: %d tensors, %d bytes" % (os.path.relpath(OUT, ROOT), len(tensors), size))
 if size >= 300 * 1024:

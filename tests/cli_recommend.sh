@@ -96,9 +96,19 @@ expect_ok "summary of a recommend model" "$BIN" summary "$TMP/mf.st"
 # --- neumf and pop
 expect_ok "train neumf (1 epoch)" $R train --model neumf --data "$DATA" --epochs 1 --factors 8 --mlp 16,8 --out "$TMP/nm.st"
 check "neumf: HR@10 per epoch" has "^Epoch 1/1 - [0-9]+ examples .*HR@10: [0-9.]+ - NDCG@10"
-check "neumf: NCF HR beside popularity" has "^HR@10 \(99 sampled negatives\) +[0-9.]+ +0\.4083$"
+check "neumf: default tables normal(0.01), dense" has "embeddings random_normal\(0\.01\) with dense updates" "$TMP/err"
+check "neumf: NCF HR beside popularity" has "^HR@10 \(99 sampled negatives\) +[0-9.]+ +0\.4030$"
 expect_ok "top neumf" $R top --model "$TMP/nm.st" --user 1 --k 3
 check "top neumf: 3 items with scores" bash -c '[ "$(grep -Ec "^ +[0-9]+\. .*  score 0\.[0-9]+$" "$1")" -eq 3 ]' _ "$TMP/out"
+expect_ok "train neumf, sparse uniform(0.05) tables" $R train --model neumf --data "$DATA" --epochs 1 --factors 8 \
+    --mlp 16,8 --sparse-embeddings --init uniform --init-scale 0.05 --out "$TMP/nms.st"
+check "neumf: the start line names the tables' setup" has "embeddings uniform\(0\.05\) with sparse updates" "$TMP/err"
+check "neumf: sparse run evaluated" has "^HR@10 \(99 sampled negatives\) +[0-9.]+ +0\.4030$"
+expect_fail "--dense-embeddings with --sparse-embeddings" 2 "exclude each other" \
+    $R train --model neumf --dense-embeddings --sparse-embeddings --out "$TMP/x.st"
+expect_fail "--init-scale 0" 2 "--init-scale must be positive" $R train --model neumf --init-scale 0 --out "$TMP/x.st"
+expect_fail "--init glorot" 1 "unknown embeddings_initializer 'glorot'" \
+    $R train --model neumf --data "$DATA" --init glorot --epochs 1 --out "$TMP/x.st"
 expect_ok "train pop" $R train --model pop --data "$DATA" --out "$TMP/pop.st"
 check "pop equals the baseline" awk '/^HR@10/ { ok = $(NF - 1) == $NF } END { exit !ok }' "$TMP/out"
 expect_fail "similar with a pop model" 1 "no item embeddings" $R similar --model "$TMP/pop.st" --item 50

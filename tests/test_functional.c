@@ -4,6 +4,7 @@
 #include "testutil.h"
 #include "ops/ops.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -131,47 +132,128 @@ static void test_matrix_factorization(void) {
     mm_dataset_free(&test);
 }
 
-/* Steps that look up rows {0, 1} leave every other row (and its optimizer state) untouched. */
-static void test_sparse_rows(void) {
+/* Embedding(1000, 8) "e" -> Flatten -> Dense(1), compiled with optimizer and MSE. */
+static mm_model *emb_model(mm_embedding_args ea, const char *optimizer) {
     mm_model *m = mm_functional("emb");
     int x = mm_input(m, 1, (int[]){1});
-    int e = mm_call(m, mm_Embedding(.input_dim = 1000, .output_dim = 8, .name = "e"), x);
-    int f = mm_call(m, mm_Flatten(), e);
-    mm_call(m, mm_Dense(.units = 1), f);
-    CHECK_OK(mm_compile(m, .optimizer = "adamw", .loss = "mse"));
-    mm_dataset d = {0};
-    int xs[2] = {4, 1}, ys[2] = {4, 1};
-    mm_array_alloc(&d.x, 2, xs);
-    mm_array_alloc(&d.y, 2, ys);
-    d.x.data[0] = 0, d.x.data[1] = 1, d.x.data[2] = 1, d.x.data[3] = 0;
-    d.y.data[0] = 1, d.y.data[1] = -1, d.y.data[2] = -1, d.y.data[3] = 1;
-    /* The table before and after, read back from model files. */
+    ea.input_dim = 1000, ea.output_dim = 8, ea.name = "e";
+    int f = mm_call(m, mm_Flatten(), mm_call(m, mm_layer_embedding(ea), x));
+    CHECK(mm_call(m, mm_Dense(.units = 1), f) >= 0, "build: %s", mm_errmsg());
+    CHECK_OK(mm_compile(m, .optimizer = optimizer, .loss = "mse"));
+    return m;
+}
+
+/* The table "e/embeddings" before and after fitting ids -> targets (read back from model
+ * files), and the optimizer's first slot after. */
+typedef struct emb_fit {
+    mm_st_file f0, f1;
+    const float *before, *after, *mom; /* NULL when missing */
+} emb_fit;
+
+static void emb_fit_run(mm_model *m, const float *ids, const float *ys, int n, int epochs, int batch, emb_fit *r) {
+    memset(r, 0, sizeof *r);
     char p0[64], p1[64];
     snprintf(p0, sizeof p0, "/tmp/mm_test_rows0_%d.safetensors", (int)getpid());
     snprintf(p1, sizeof p1, "/tmp/mm_test_rows1_%d.safetensors", (int)getpid());
+    mm_dataset d = {0};
+    mm_array_alloc(&d.x, 2, (int[]){n, 1});
+    mm_array_alloc(&d.y, 2, (int[]){n, 1});
+    memcpy(d.x.data, ids, (size_t)n * sizeof(float));
+    memcpy(d.y.data, ys, (size_t)n * sizeof(float));
     CHECK_OK(mm_model_save(m, p0, 0));
-    CHECK_OK(mm_fit(m, &d, .epochs = 5, .batch_size = 4));
+    CHECK_OK(mm_fit(m, &d, .epochs = epochs, .batch_size = batch, .shuffle = -1));
     CHECK_OK(mm_model_save(m, p1, 1));
-    mm_st_file f0, f1;
-    CHECK_OK(mm_st_read(p0, &f0));
-    CHECK_OK(mm_st_read(p1, &f1));
-    const mm_st_tensor *t0 = mm_st_find(&f0, "e/embeddings"), *t1 = mm_st_find(&f1, "e/embeddings");
-    const mm_st_tensor *m1 = mm_st_find(&f1, "optimizer/m");
+    CHECK_OK(mm_st_read(p0, &r->f0));
+    CHECK_OK(mm_st_read(p1, &r->f1));
+    const mm_st_tensor *t0 = mm_st_find(&r->f0, "e/embeddings"), *t1 = mm_st_find(&r->f1, "e/embeddings");
+    const mm_st_tensor *m1 = mm_st_find(&r->f1, "optimizer/m");
     CHECK(t0 && t1 && m1, "tables missing");
-    if (t0 && t1 && m1) {
-        const float *a0 = t0->data, *a1 = t1->data, *mom = m1->data;
+    if (t0 && t1 && m1) r->before = t0->data, r->after = t1->data, r->mom = m1->data;
+    unlink(p0);
+    unlink(p1);
+    mm_dataset_free(&d);
+}
+
+static void emb_fit_free(emb_fit *r) {
+    mm_st_free(&r->f0);
+    mm_st_free(&r->f1);
+}
+
+/* Steps that look up rows {0, 1} leave every other row (and its optimizer state) untouched. */
+static void test_sparse_rows(void) {
+    mm_model *m = emb_model((mm_embedding_args){0}, "adamw");
+    const float ids[4] = {0, 1, 1, 0}, ys[4] = {1, -1, -1, 1};
+    emb_fit r;
+    emb_fit_run(m, ids, ys, 4, 5, 4, &r);
+    if (r.before) {
+        const float *a0 = r.before, *a1 = r.after;
         CHECK(memcmp(a0 + 16, a1 + 16, (1000 - 2) * 8 * sizeof(float)) == 0, "untouched rows changed");
         CHECK(a0[0] != a1[0] && a0[8] != a1[8], "touched rows 0 and 1 did not move");
         /* the table's optimizer state (first rows of the flat slot) is zero for untouched rows */
         int zero = 1;
-        for (int k = 16; k < 8000; k++) zero &= mom[k] == 0;
-        CHECK(zero && mom[0] != 0, "optimizer state touched untouched rows");
+        for (int k = 16; k < 8000; k++) zero &= r.mom[k] == 0;
+        CHECK(zero && r.mom[0] != 0, "optimizer state touched untouched rows");
     }
-    mm_st_free(&f0);
-    mm_st_free(&f1);
-    unlink(p0);
-    unlink(p1);
-    mm_dataset_free(&d);
+    emb_fit_free(&r);
+    mm_model_free(m);
+}
+
+/* Embedding(dense_updates): Adam moves every row at every step once its moments are non-zero
+ * (as Keras and PyTorch without sparse gradients); embeddings_initializer random_normal draws
+ * with the given stddev; both survive the architecture JSON; bad settings are errors. */
+static void test_embedding_options(void) {
+    mm_embedding_args dense = {.embeddings_initializer = "random_normal", .embeddings_scale = 0.01f, .dense_updates = 1};
+    mm_model *m = emb_model(dense, "adam");
+    char *json = mm_model_to_json(m);
+    CHECK(json && strstr(json, "\"embeddings_initializer\":\"random_normal\"") && strstr(json, "\"dense_updates\":true"),
+          "json: %s", json ? json : "(null)");
+    mm_model *back = NULL;
+    CHECK_OK(mm_model_from_json(json, &back));
+    char *json2 = back ? mm_model_to_json(back) : NULL;
+    CHECK(json2 && !strcmp(json, json2), "JSON round trip differs");
+    free(json);
+    free(json2);
+    mm_model_free(back);
+
+    /* two batches: the first looks up rows 0 and 1, the second rows 2 and 3. Dense updates
+     * move rows 0 and 1 again in the second step (their momentum), so they end elsewhere than
+     * with sparse updates from the same start, while rows 2 and 3 (zero moments until their
+     * step) end the same; row 4 on never moves. */
+    const float ids[4] = {0, 1, 2, 3}, ys[4] = {1, -1, 1, -1};
+    emb_fit r, q;
+    emb_fit_run(m, ids, ys, 4, 1, 2, &r);
+    mm_embedding_args sparse = dense;
+    sparse.dense_updates = 0;
+    mm_model *ms = emb_model(sparse, "adam");
+    emb_fit_run(ms, ids, ys, 4, 1, 2, &q);
+    if (r.before && q.before) {
+        const float *a0 = r.before, *a1 = r.after, *s1 = q.after;
+        double s = 0, s2 = 0;
+        for (size_t k = 0; k < 1000 * 8; k++) s += a0[k], s2 += (double)a0[k] * a0[k];
+        double mean = s / 8000, sd = sqrt(s2 / 8000 - mean * mean);
+        CHECK(fabs(mean) < 1e-3 && fabs(sd - 0.01) < 1e-3, "random_normal(0.01): mean %g stddev %g", mean, sd);
+        CHECK(!memcmp(a0, q.before, 8000 * sizeof(float)), "same seed, different start");
+        CHECK(memcmp(a0 + 4 * 8, a1 + 4 * 8, (1000 - 4) * 8 * sizeof(float)) == 0, "never looked-up rows changed");
+        int moved = 1, again = 1;
+        for (int k = 0; k < 4 * 8; k++) moved &= a0[k] != a1[k] && r.mom[k] != 0;
+        for (int k = 0; k < 2 * 8; k++) again &= a1[k] != s1[k];
+        CHECK(moved, "looked-up rows did not move");
+        CHECK(again, "dense updates did not move rows 0 and 1 in the second step");
+        CHECK(!memcmp(a1 + 2 * 8, s1 + 2 * 8, 2 * 8 * sizeof(float)), "rows 2 and 3 differ between dense and sparse");
+    }
+    emb_fit_free(&r);
+    emb_fit_free(&q);
+    mm_model_free(m);
+    mm_model_free(ms);
+
+    m = mm_functional("emb_bad");
+    int x = mm_input(m, 1, (int[]){1});
+    CHECK(mm_call(m, mm_Embedding(.input_dim = 10, .output_dim = 2, .embeddings_initializer = "glorot"), x) < 0 &&
+              tu_contains(mm_errmsg(), "embeddings_initializer 'glorot'"),
+          "unknown initializer: %s", mm_errmsg());
+    CHECK(mm_call(m, mm_Embedding(.input_dim = 10, .output_dim = 2, .embeddings_scale = -1), x) < 0 &&
+              tu_contains(mm_errmsg(), "embeddings_scale"),
+          "negative scale: %s", mm_errmsg());
     mm_model_free(m);
 }
 
@@ -202,6 +284,7 @@ int main(void) {
     test_op_gradients();
     test_matrix_factorization();
     test_sparse_rows();
+    test_embedding_options();
     test_bad_functional();
     return tu_finish();
 }

@@ -48,6 +48,9 @@ static mm_node *b_div_self(mm_graph *g, mm_node **p, void *c) {
     return mm_g_div(g, mm_g_add(g, p[0], p[1]), p[0]);
 }
 
+static mm_node *b_dot(mm_graph *g, mm_node **p, void *c) { (void)c; return mm_g_dot(g, p[0], p[1]); }
+static mm_node *b_dot_self(mm_graph *g, mm_node **p, void *c) { (void)c; return mm_g_dot(g, p[0], p[0]); }
+
 static mm_node *b_act(mm_graph *g, mm_node **p, void *c) {
     cfg *k = c;
     return mm_g_activation(g, p[0], k->s, k->f[0]);
@@ -180,6 +183,22 @@ static void grad_elementwise(void) {
     gc("mul x*x", 1, s1, b_mul_self, NULL);
     tu_param_spec s2[2] = {SPEC_R(0.5f, 2.0f, 2, 3, 4), SPEC(1, 4)};
     gc("div (x+b)/x", 2, s2, b_div_self, NULL);
+}
+
+/* dot: rows of 5 (a lane remainder), 16 (whole lanes), 19 (both), rank 3, and x.x (input
+ * 1 accumulates onto input 0's gradient). */
+static void grad_dot(void) {
+    const int ks[3] = {5, 16, 19};
+    for (int i = 0; i < 3; i++) {
+        tu_param_spec s[2] = {SPEC(2, 3, ks[i]), SPEC(2, 3, ks[i])};
+        char nm[64];
+        snprintf(nm, sizeof nm, "dot [3,%d].[3,%d]", ks[i], ks[i]);
+        gc(nm, 2, s, b_dot, NULL);
+    }
+    tu_param_spec s3[2] = {SPEC(3, 2, 3, 4), SPEC(3, 2, 3, 4)};
+    gc("dot [2,3,4].[2,3,4]", 2, s3, b_dot, NULL);
+    tu_param_spec s1[1] = {SPEC(2, 3, 7)};
+    gc("dot x.x", 1, s1, b_dot_self, NULL);
 }
 
 static void grad_activations(void) {
@@ -851,6 +870,7 @@ static void run_big(int threads, float *out_val, float *out_grads, size_t *ngrad
     mm_node *s = mm_g_mean(g, mm_g_mul(g, h, mm_g_sum(g, x, 0, 1)), 0, 0);
     mm_node *l = mm_g_add(g, mm_g_sum(g, s, MM_AXIS_ALL, 0), mm_g_l1l2(g, x, 1e-3f, 1e-3f));
     mm_node *loss = mm_g_add(g, l, mm_g_sum(g, mm_g_div(g, mm_g_relu(g, h), b), MM_AXIS_ALL, 0));
+    loss = mm_g_add(g, loss, mm_g_sum(g, mm_g_dot(g, h, x), MM_AXIS_ALL, 0)); /* dot's row split */
     CHECK(loss != NULL, "big graph: %s", mm_errmsg());
     if (loss && mm_graph_plan(g, loss, 1) == MM_OK) {
         g->training = 1;
@@ -894,6 +914,8 @@ static void bad_inputs(void) {
               tu_contains(mm_errmsg(), "[4]"),
           "message: %s", mm_errmsg());
     CHECK(mm_g_div(g, b, a) == NULL && tu_contains(mm_errmsg(), "div"), "div message: %s", mm_errmsg());
+    CHECK(mm_g_dot(g, a, b) == NULL && tu_contains(mm_errmsg(), "dot: inputs must have the same shape"),
+          "dot [2,3].[4]: %s", mm_errmsg());
 
     CHECK(mm_g_activation(g, a, "xyz", 0) == NULL, "unknown activation must fail");
     CHECK(tu_contains(mm_errmsg(), "unknown activation 'xyz'"), "message: %s", mm_errmsg());
@@ -939,6 +961,7 @@ static void bad_inputs(void) {
 
 int main(void) {
     grad_elementwise();
+    grad_dot();
     grad_activations();
     grad_dropout();
     grad_batchnorm();

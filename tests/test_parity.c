@@ -44,6 +44,7 @@ static mm_node *b_add(mm_graph *g, mm_node **p, int n, const pcase *c) { (void)n
 static mm_node *b_sub(mm_graph *g, mm_node **p, int n, const pcase *c) { (void)n, (void)c; return mm_g_sub(g, p[0], p[1]); }
 static mm_node *b_mul(mm_graph *g, mm_node **p, int n, const pcase *c) { (void)n, (void)c; return mm_g_mul(g, p[0], p[1]); }
 static mm_node *b_div(mm_graph *g, mm_node **p, int n, const pcase *c) { (void)n, (void)c; return mm_g_div(g, p[0], p[1]); }
+static mm_node *b_dot(mm_graph *g, mm_node **p, int n, const pcase *c) { (void)n, (void)c; return mm_g_dot(g, p[0], p[1]); }
 
 static mm_node *b_act(mm_graph *g, mm_node **p, int n, const pcase *c) {
     (void)n;
@@ -167,6 +168,8 @@ static const pcase cases[] = {
     P("l1l2", 1, b_l1l2, .f = {0.01f, 0.02f}),
     P("dense_net", 3, b_dense_net),
     P("conv_net", 6, b_conv_net),
+    P("dot_rows", 2, b_dot),
+    P("dot_3d", 2, b_dot),
 };
 
 /* ------------------------------------------------------------------ runner */

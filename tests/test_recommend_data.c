@@ -395,16 +395,18 @@ static void test_ranking_small(void) {
     rec_rank_metrics m;
     int ranks[3] = {-1, -1, -1};
     CHECK_OK(rec_eval_ncf(&c, s, 1, &m, ranks));
-    /* user 0: pos 0 (score 0), negatives 1,2,4,5 all lower -> rank 0.
-     * user 1: pos 2 (-1); negatives 0,1,3,5 score -1,0,-2,-4 -> rank 1 (the tie with 0 does not count).
-     * user 2: pos 0 (-2); negatives 1,2,3,4 score -1,0,-1,-2 -> rank 3. */
-    CHECK(ranks[0] == 0 && ranks[1] == 1 && ranks[2] == 3, "ranks %d %d %d", ranks[0], ranks[1], ranks[2]);
+    /* Ties count against the positive (He et al.'s evaluate.py: heapq.nlargest over the
+     * negatives followed by the test item keeps tied negatives first).
+     * user 0: pos 0 (score 0), negatives 1,2,4,5 all lower -> rank 0.
+     * user 1: pos 2 (-1); negatives 0,1,3,5 score -1,0,-2,-4 -> rank 2 (the tie with item 0 counts).
+     * user 2: pos 0 (-2); negatives 1,2,3,4 score -1,0,-1,-2 -> rank 4 (the tie with item 4 counts). */
+    CHECK(ranks[0] == 0 && ranks[1] == 2 && ranks[2] == 4, "ranks %d %d %d", ranks[0], ranks[1], ranks[2]);
     CHECK(fabs(m.hr - 1.0 / 3) < 1e-12 && fabs(m.ndcg - 1.0 / 3) < 1e-12, "hr %f ndcg %f", m.hr, m.ndcg);
-    CHECK_OK(rec_eval_ncf(&c, s, 2, &m, NULL));
-    double want = (1.0 + 1.0 / log2(3)) / 3;
-    CHECK(fabs(m.hr - 2.0 / 3) < 1e-12 && fabs(m.ndcg - want) < 1e-12, "k=2 hr %f ndcg %f", m.hr, m.ndcg);
+    CHECK_OK(rec_eval_ncf(&c, s, 3, &m, NULL));
+    double want = (1.0 + 1.0 / log2(4)) / 3;
+    CHECK(fabs(m.hr - 2.0 / 3) < 1e-12 && fabs(m.ndcg - want) < 1e-12, "k=3 hr %f ndcg %f", m.hr, m.ndcg);
     CHECK_OK(rec_eval_ncf(&c, s, 5, &m, NULL));
-    want = (1.0 + 1.0 / log2(3) + 1.0 / log2(5)) / 3;
+    want = (1.0 + 1.0 / log2(4) + 1.0 / log2(6)) / 3;
     CHECK(fabs(m.hr - 1.0) < 1e-12 && fabs(m.ndcg - want) < 1e-12, "k=5 hr %f ndcg %f", m.hr, m.ndcg);
     int clean = 1;
     for (int u = 0; u < 3; u++)

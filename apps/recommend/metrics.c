@@ -182,7 +182,7 @@ mm_status rec_eval_ncf(const rec_ncf_cases *c, rec_scorer s, int k, rec_rank_met
                 st = mm_error(MM_ERR_NUMERIC, "ncf eval: NaN score for user %d, item %d", c->user[i], items[j]);
                 goto done;
             }
-            if (j && sc[j] > sc[0]) rank++;
+            if (j && sc[j] >= sc[0]) rank++; /* ties count against the model */
         }
         if (ranks) ranks[i] = rank;
         if (rank < k) {

@@ -114,9 +114,13 @@ mm_status rec_build_mf(int users, int items, int factors, float l2, float l2_bia
     return MM_OK;
 }
 
+/* The Embedding arguments of rec_emb_opts e. */
+#define EMB_OPTS(e) .embeddings_initializer = (e).initializer, .embeddings_scale = (e).scale, .dense_updates = (e).dense
+
 mm_status rec_build_ncf(int users, int items, int gmf, const int *mlp, float l2, float dropout, rec_branch which,
-                        mm_model **out) {
+                        const rec_emb_opts *emb, mm_model **out) {
     *out = NULL;
+    const rec_emb_opts e = emb ? *emb : (rec_emb_opts){0};
     int nm = 0;
     while (mlp && nm < 6 && mlp[nm] > 0) nm++;
     if (users < 1 || items < 1 || ((which & REC_BRANCH_GMF) && gmf < 1) ||
@@ -131,16 +135,20 @@ mm_status rec_build_ncf(int users, int items, int gmf, const int *mlp, float l2,
     int i = mm_call(m, mm_Slice(.begin = 1, .size = 1, .name = "item"), x);
     int g = -1, h = -1, y;
     if (which & REC_BRANCH_GMF) {
-        int gu = mm_call(m, mm_Embedding(.input_dim = users, .output_dim = gmf, .l2 = l2, .name = "gmf_user"), u);
-        int gi = mm_call(m, mm_Embedding(.input_dim = items, .output_dim = gmf, .l2 = l2, .name = "gmf_item"), i);
+        int gu = mm_call(m, mm_Embedding(.input_dim = users, .output_dim = gmf, .l2 = l2,
+                                      EMB_OPTS(e), .name = "gmf_user"), u);
+        int gi = mm_call(m, mm_Embedding(.input_dim = items, .output_dim = gmf, .l2 = l2,
+                                      EMB_OPTS(e), .name = "gmf_item"), i);
         int guf = mm_call(m, mm_Flatten(.name = "gmf_user_flat"), gu);
         int gif = mm_call(m, mm_Flatten(.name = "gmf_item_flat"), gi);
         g = mm_call(m, mm_Multiply(.name = "gmf"), guf, gif);
     }
     if (which & REC_BRANCH_MLP) {
         int half = mlp[0] / 2;
-        int mu = mm_call(m, mm_Embedding(.input_dim = users, .output_dim = half, .l2 = l2, .name = "mlp_user"), u);
-        int mi = mm_call(m, mm_Embedding(.input_dim = items, .output_dim = half, .l2 = l2, .name = "mlp_item"), i);
+        int mu = mm_call(m, mm_Embedding(.input_dim = users, .output_dim = half, .l2 = l2,
+                                      EMB_OPTS(e), .name = "mlp_user"), u);
+        int mi = mm_call(m, mm_Embedding(.input_dim = items, .output_dim = half, .l2 = l2,
+                                      EMB_OPTS(e), .name = "mlp_item"), i);
         int muf = mm_call(m, mm_Flatten(.name = "mlp_user_flat"), mu);
         int mif = mm_call(m, mm_Flatten(.name = "mlp_item_flat"), mi);
         h = mm_call(m, mm_Concatenate(.name = "mlp_concat"), muf, mif);
@@ -165,8 +173,9 @@ mm_status rec_build_ncf(int users, int items, int gmf, const int *mlp, float l2,
     return MM_OK;
 }
 
-mm_status rec_build_neumf(int users, int items, int gmf, const int *mlp, float l2, float dropout, mm_model **out) {
-    return rec_build_ncf(users, items, gmf, mlp, l2, dropout, REC_BRANCH_BOTH, out);
+mm_status rec_build_neumf(int users, int items, int gmf, const int *mlp, float l2, float dropout,
+                          const rec_emb_opts *emb, mm_model **out) {
+    return rec_build_ncf(users, items, gmf, mlp, l2, dropout, REC_BRANCH_BOTH, emb, out);
 }
 
 mm_status rec_build_pop(int users, int items, mm_model **out) {
@@ -206,7 +215,7 @@ void rec_train_defaults(rec_train_config *c) {
     case REC_NEUMF:
         if (!c->split) c->split = "loo";
         if (!c->epochs) c->epochs = 8;
-        if (!c->factors) c->factors = 64;
+        if (!c->factors) c->factors = 128;
         if (!c->schedule) c->schedule = "cosine";
         if (!c->mlp[0]) {
             static const int tower[] = {64, 32, 16, 8, 0};
@@ -215,6 +224,14 @@ void rec_train_defaults(rec_train_config *c) {
         if (!c->negatives) c->negatives = 6;
         if (!c->lr) c->lr = 0.001f;
         if (!c->pretrain_lr) c->pretrain_lr = 0.001f;
+        /* normal(0.01) tables with dense Adam and L2 1e-5 per lookup, as the NCF reference
+         * code but for the L2: HR@10 +0.010 and NDCG@10 +0.006 on each of seeds 0-3 against
+         * GMF 64, uniform(0.05), sparse, no L2 (README). Dense costs O(table) per step: large
+         * catalogues want --sparse-embeddings. */
+        if (!c->init) c->init = "random_normal";
+        if (!c->init_scale) c->init_scale = 0.01f;
+        if (!c->dense_embeddings) c->dense_embeddings = 1;
+        if (!c->l2) c->l2 = 1e-5f;
         break;
     case REC_POP:
         if (!c->split) c->split = "loo";

@@ -65,13 +65,21 @@ mm_status rec_build_mf(int users, int items, int factors, float l2, float l2_bia
  * P_m[u], Q_m[i]) (mlp[0] / 2 each) -> Dense relu mlp[1], mlp[2], ... (dropout after each
  * when dropout > 0), prediction = Dense(1, sigmoid)(Concatenate(GMF, MLP)). mlp is
  * zero-terminated, at most 6 entries. */
-mm_status rec_build_neumf(int users, int items, int gmf, const int *mlp, float l2, float dropout, mm_model **out);
+/* How NeuMF's embedding tables start and train (NULL: the engine's defaults, Keras's
+ * uniform(-0.05, 0.05) and sparse row updates). */
+typedef struct rec_emb_opts {
+    const char *initializer;  /* "uniform" or "random_normal" (NULL: uniform) */
+    float scale;              /* uniform maxval / normal stddev (0: 0.05) */
+    int dense;                /* 1: dense updates (every row, every step), as the NCF reference */
+} rec_emb_opts;
+mm_status rec_build_neumf(int users, int items, int gmf, const int *mlp, float l2, float dropout,
+                          const rec_emb_opts *emb, mm_model **out);
 
 /* NeuMF's branches alone, each with its own Dense(1, sigmoid) "prediction" (the layer names
  * are NeuMF's, for pretraining): */
 typedef enum rec_branch { REC_BRANCH_GMF = 1, REC_BRANCH_MLP = 2, REC_BRANCH_BOTH = 3 } rec_branch;
 mm_status rec_build_ncf(int users, int items, int gmf, const int *mlp, float l2, float dropout, rec_branch which,
-                        mm_model **out);
+                        const rec_emb_opts *emb, mm_model **out);
 
 /* Popularity: score(user, item) = P[item], a one-column item embedding that training sets
  * to the item's number of training interactions. */
@@ -111,6 +119,9 @@ typedef struct rec_train_config {
     int pretrain;             /* neumf: epochs of GMF and of MLP trained alone first (He et al.,
                                  section 3.4.1); < 0: none */
     float pretrain_lr;        /* neumf: Adam learning rate of the pretraining */
+    const char *init;         /* neumf: embedding initializer, "uniform" or "random_normal" */
+    float init_scale;         /* neumf: its maxval / stddev */
+    int dense_embeddings;     /* neumf: 1 dense Adam on the embedding tables, < 0 sparse (lazy) */
     const char *optimizer;    /* "adam", "sgd", ... */
     const char *schedule;     /* "constant" or "cosine" (to 0 over all epochs) */
     uint64_t seed;

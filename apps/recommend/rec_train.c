@@ -136,6 +136,9 @@ static mm_status set_metadata(mm_model *m, const rec_train_config *c, const rec_
         for (int k = 0; k < 7 && c->mlp[k] > 0; k++) sb_printf(&b, "%s%d", k ? "," : "", c->mlp[k]);
         sb_printf(&b, "],\"negatives\":%d,\"dropout\":%.6g,\"pretrain\":%d", c->negatives, c->dropout, c->pretrain);
         if (c->pretrain > 0) sb_printf(&b, ",\"pretrain_lr\":%.6g", c->pretrain_lr);
+        sb_printf(&b, ",\"init\":");
+        sb_json_string(&b, c->init);
+        sb_printf(&b, ",\"init_scale\":%.6g,\"dense_embeddings\":%s", c->init_scale, c->dense_embeddings > 0 ? "true" : "false");
     }
     sb_printf(&b, "}");
     if (st == MM_OK) st = b.failed ? mm_error(MM_ERR_NOMEM, "model metadata: out of memory") : mm_model_set_metadata(m, REC_META_CONFIG, b.s);
@@ -181,6 +184,7 @@ typedef struct trainer {
     rec_user_items seen;      /* neumf: the users' training items */
     rec_ncf_cases cases;      /* neumf: NCF test cases for the per-epoch metrics */
     float lo, hi;             /* rating range (mf) */
+    rec_emb_opts emb;         /* neumf: embedding tables */
     fit_ctx fc;
 } trainer;
 
@@ -304,7 +308,8 @@ static mm_status pretrained_neumf(trainer *t, int nu, int ni, mm_model **out) {
     for (int k = 0; k < 2 && st == MM_OK; k++) {
         mm_model *b = NULL;
         int done;
-        st = rec_build_ncf(nu, ni, c->factors, c->mlp, c->l2, c->dropout, k == 0 ? REC_BRANCH_GMF : REC_BRANCH_MLP, &b);
+        st = rec_build_ncf(nu, ni, c->factors, c->mlp, c->l2, c->dropout, k == 0 ? REC_BRANCH_GMF : REC_BRANCH_MLP,
+                           &t->emb, &b);
         if (st == MM_OK) st = mm_model_init_weights(b, c->seed + 1 + (uint64_t)k);
         if (st == MM_OK) st = compile(t, b, "adam", c->pretrain_lr, c->pretrain);
         if (st == MM_OK) st = run_epochs(t, b, c->pretrain, 1 + k, k == 0 ? "gmf" : "mlp", &done);
@@ -314,7 +319,7 @@ static mm_status pretrained_neumf(trainer *t, int nu, int ni, mm_model **out) {
     }
     mm_model *m = NULL;
     if (t->fc.stop) goto cleanup;
-    if (st == MM_OK) st = rec_build_neumf(nu, ni, c->factors, c->mlp, c->l2, c->dropout, &m);
+    if (st == MM_OK) st = rec_build_neumf(nu, ni, c->factors, c->mlp, c->l2, c->dropout, &t->emb, &m);
     if (st == MM_OK) st = mm_model_init_weights(m, c->seed);
     if (st == MM_OK) st = mm_model_save(m, paths[2], 0);
     mm_model_free(m);
@@ -339,7 +344,8 @@ mm_status rec_train(rec_train_config *c, void (*on_start)(const rec_train_config
 
     int nu = d.all.users.n, ni = d.all.items.n;
     mm_model *m = NULL;
-    trainer t = {.c = c, .r = r, .fc = {c, 0, 0}};
+    trainer t = {.c = c, .r = r, .fc = {c, 0, 0},
+                 .emb = {.initializer = c->init, .scale = c->init_scale, .dense = c->dense_embeddings > 0}};
     double t0 = now_seconds();
     r->users = nu;
     r->items = ni;
@@ -361,7 +367,7 @@ mm_status rec_train(rec_train_config *c, void (*on_start)(const rec_train_config
         if (st == MM_OK && c->pretrain > 0) {
             /* pretraining reports its epochs too: announce the run first */
             mm_model *probe = NULL;
-            if ((st = rec_build_neumf(nu, ni, c->factors, c->mlp, c->l2, c->dropout, &probe)) != MM_OK) break;
+            if ((st = rec_build_neumf(nu, ni, c->factors, c->mlp, c->l2, c->dropout, &t.emb, &probe)) != MM_OK) break;
             r->params = mm_count_params(probe);
             mm_model_free(probe);
             if (on_start) on_start(c, r, c->user);
@@ -372,7 +378,7 @@ mm_status rec_train(rec_train_config *c, void (*on_start)(const rec_train_config
                 goto done;
             }
         } else if (st == MM_OK) {
-            st = rec_build_neumf(nu, ni, c->factors, c->mlp, c->l2, c->dropout, &m);
+            st = rec_build_neumf(nu, ni, c->factors, c->mlp, c->l2, c->dropout, &t.emb, &m);
         }
         break;
     case REC_POP: {

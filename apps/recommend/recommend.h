@@ -236,7 +236,9 @@ typedef struct rec_rank_metrics {
 } rec_rank_metrics;
 
 /* Scores the positive and the negatives of every case. rank = number of negatives scoring
- * strictly higher than the positive (ties favour the positive, as the NCF reference code);
+ * at least as high as the positive (ties count against the model: He et al.'s evaluate.py
+ * ranks with heapq.nlargest over the negatives followed by the test item, which keeps tied
+ * negatives ahead);
  * HR@k = mean(rank < k), NDCG@k = mean(rank < k ? 1 / log2(rank + 2) : 0). ranks (may be
  * NULL) receives each case's rank. A NaN score is MM_ERR_NUMERIC. */
 mm_status rec_eval_ncf(const rec_ncf_cases *c, rec_scorer s, int k, rec_rank_metrics *out,

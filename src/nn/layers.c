@@ -3,6 +3,7 @@
 #include "nn/model_internal.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,9 @@ mm_layer *mm_layer_embedding(mm_embedding_args a) {
     l->units = a.output_dim;
     l->l2 = a.l2;
     l->mask_zero = a.mask_zero;
+    snprintf(l->emb_init, sizeof l->emb_init, "%s", a.embeddings_initializer ? a.embeddings_initializer : "uniform");
+    l->emb_scale = a.embeddings_scale != 0 ? a.embeddings_scale : 0.05f;
+    l->dense_updates = a.dense_updates > 0;
     return l;
 }
 
@@ -243,9 +247,19 @@ mm_status mm_layer_attach(mm_model *m, mm_layer *l, const int *ndims, const int 
         if (l->input_dim < 1 || l->units < 1)
             return mm_error(MM_ERR_ARG, "%s: input_dim and output_dim must be >= 1 (got %d, %d)", nm, l->input_dim, l->units);
         if (nd + 1 > MM_MAX_DIMS - 1) return mm_error(MM_ERR_SHAPE, "%s: input rank %d too deep", nm, nd);
+        int init = !strcmp(l->emb_init, "uniform") || !strcmp(l->emb_init, "random_uniform") ? MM_INIT_UNIFORM
+                   : !strcmp(l->emb_init, "normal") || !strcmp(l->emb_init, "random_normal") ? MM_INIT_NORMAL
+                                                                                              : -1;
+        if (init < 0)
+            return mm_error(MM_ERR_ARG, "%s: unknown embeddings_initializer '%s' (uniform, random_normal)", nm, l->emb_init);
+        if (!(l->emb_scale > 0) || isinf(l->emb_scale))
+            return mm_error(MM_ERR_ARG, "%s: embeddings_scale must be positive and finite, got %g", nm, l->emb_scale);
         int ts[2] = {l->input_dim, l->units};
-        l->param[l->n_params++] = mm_model_add_param(m, nm, "embeddings", 2, ts, 1, MM_INIT_UNIFORM_005, 0, 0);
-        if (l->param[0] >= 0) m->params[l->param[0]].sparse = 1;
+        l->param[l->n_params++] = mm_model_add_param(m, nm, "embeddings", 2, ts, 1, init, 0, 0);
+        if (l->param[0] >= 0) {
+            m->params[l->param[0]].sparse = !l->dense_updates;
+            m->params[l->param[0]].init_scale = l->emb_scale;
+        }
         l->out_ndim = nd + 1;
         l->out_shape[nd] = l->units;
         break;
@@ -371,6 +385,10 @@ mm_node *mm_layer_build(mm_model *m, mm_layer *l, mm_graph *g, mm_node **xs, mm_
     case MM_ADD:
     case MM_MULTIPLY:
     case MM_DOT:
+        if (l->type == MM_DOT && l->n_in == 2) { /* one op: no [.., K] product in between */
+            y = mm_g_dot(g, xs[0], xs[1]);
+            break;
+        }
         for (int i = 1; i < l->n_in && y; i++) y = l->type == MM_ADD ? mm_g_add(g, y, xs[i]) : mm_g_mul(g, y, xs[i]);
         if (l->type == MM_DOT) y = mm_g_sum(g, y, -1, 1);
         break;
@@ -451,6 +469,9 @@ cJSON *mm_layer_to_json(const mm_layer *l) {
         cJSON_AddNumberToObject(c, "input_dim", l->input_dim);
         cJSON_AddNumberToObject(c, "output_dim", l->units);
         if (l->l2 > 0) cJSON_AddNumberToObject(c, "l2", l->l2);
+        cJSON_AddStringToObject(c, "embeddings_initializer", l->emb_init);
+        cJSON_AddNumberToObject(c, "embeddings_scale", l->emb_scale);
+        if (l->dense_updates) cJSON_AddBoolToObject(c, "dense_updates", 1);
         break;
     case MM_CONCATENATE:
         cJSON_AddNumberToObject(c, "axis", l->axis);
@@ -584,7 +605,10 @@ mm_status mm_layer_from_json(const cJSON *j, mm_layer **out) {
         l = mm_layer_embedding((mm_embedding_args){.input_dim = (int)get_num(c, "input_dim", 0),
                                                    .output_dim = (int)get_num(c, "output_dim", 0),
                                                    .l2 = (float)get_num(c, "l2", 0),
-                                                   .mask_zero = get_num(c, "mask_zero", 0) != 0, .name = name});
+                                                   .mask_zero = get_num(c, "mask_zero", 0) != 0,
+                                                   .embeddings_initializer = get_str(c, "embeddings_initializer"),
+                                                   .embeddings_scale = (float)get_num(c, "embeddings_scale", 0.05),
+                                                   .dense_updates = get_num(c, "dense_updates", 0) != 0, .name = name});
         break;
     default:
         if (mm_layer_is_seq(type)) {

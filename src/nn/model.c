@@ -129,8 +129,10 @@ mm_status mm_model_init_weights(mm_model *m, uint64_t seed) {
         } else if (p->init == MM_INIT_LSTM_BIAS) { /* unit_forget_bias: gates i, f, c, o; f = 1 */
             size_t h = p->size / 4;
             for (size_t k = 0; k < p->size; k++) v[k] = k >= h && k < 2 * h ? 1.0f : 0.0f;
-        } else if (p->init == MM_INIT_UNIFORM_005) { /* Keras Embedding: RandomUniform(-0.05, 0.05) */
-            for (size_t k = 0; k < p->size; k++) v[k] = (2 * mm_rng_uniform(&rng) - 1) * 0.05f;
+        } else if (p->init == MM_INIT_UNIFORM) { /* Keras Embedding: RandomUniform(-0.05, 0.05) */
+            for (size_t k = 0; k < p->size; k++) v[k] = (2 * mm_rng_uniform(&rng) - 1) * p->init_scale;
+        } else if (p->init == MM_INIT_NORMAL) { /* RandomNormal(0, stddev) */
+            for (size_t k = 0; k < p->size; k++) v[k] = mm_rng_normal(&rng) * p->init_scale;
         } else {
             float c = p->init == MM_INIT_ONES ? 1.0f : 0.0f;
             for (size_t k = 0; k < p->size; k++) v[k] = c;
@@ -708,12 +710,8 @@ void mm_model_apply_gradients(mm_model *m) {
         mm_param *p = &m->params[i];
         if (!p->sparse || !p->trainable) continue;
         size_t d = p->size / (size_t)p->shape[0];
-        for (int k = 0; k < p->rows.n; k++) {
-            size_t b = p->offset + (size_t)p->rows.rows[k] * d;
-            mm_optimizer_update(o, m->weights, m->grads, b, b + d);
-            memset(m->grads + b, 0, d * sizeof(float));
-            p->rows.seen[p->rows.rows[k]] = 0;
-        }
+        mm_optimizer_update_rows(o, m->weights, m->grads, p->offset, d, p->rows.rows, p->rows.n);
+        for (int k = 0; k < p->rows.n; k++) p->rows.seen[p->rows.rows[k]] = 0;
         p->rows.n = 0;
     }
 }

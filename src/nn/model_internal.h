@@ -61,6 +61,9 @@ struct mm_layer {
     int inner;            /* Bidirectional: wrapped recurrent type (MM_LSTM, ...) */
     int num_heads, key_dim, causal; /* MultiHeadAttention (dropout in rate) */
     int mask_zero;        /* Embedding: id 0 is padding; downstream layers get a mask */
+    char emb_init[24];    /* Embedding: embeddings_initializer ("uniform", "random_normal") */
+    float emb_scale;      /* Embedding: uniform maxval / normal stddev */
+    int dense_updates;    /* Embedding: the table is a dense parameter (no row-sparse updates) */
     int input_ndim;       /* declared input_shape, if any */
     int input_shape[MM_MAX_DIMS];
     /* wiring: model tensors consumed and produced (tensor 0 is the model input) */
@@ -78,12 +81,13 @@ typedef struct mm_param {
     size_t size, offset;  /* offset into weights (trainable) or state (not trainable) */
     int trainable;
     int init;             /* MM_INIT_* */
+    float init_scale;     /* MM_INIT_UNIFORM: limit; MM_INIT_NORMAL: stddev */
     int fan_in, fan_out;
     int sparse;           /* row-sparse gradients (embedding tables) */
     mm_rowset rows;       /* rows touched this step, when sparse */
 } mm_param;
 
-enum { MM_INIT_GLOROT, MM_INIT_ZEROS, MM_INIT_ONES, MM_INIT_UNIFORM_005, MM_INIT_ORTHOGONAL, MM_INIT_LSTM_BIAS };
+enum { MM_INIT_GLOROT, MM_INIT_ZEROS, MM_INIT_ONES, MM_INIT_UNIFORM, MM_INIT_ORTHOGONAL, MM_INIT_LSTM_BIAS, MM_INIT_NORMAL };
 
 /* A value flowing between layers: the model input or a layer's output. */
 typedef struct mm_tensor_info {

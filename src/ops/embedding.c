@@ -39,7 +39,8 @@ static void emb_forward(mm_node *n) {
             for (size_t d = 0; d < D; d++) o[d] = NAN;
             continue;
         }
-        memcpy(o, t + (size_t)r * D, D * sizeof(float));
+        if (D == 1) o[0] = t[r]; /* bias tables: a call to memcpy would cost more than the copy */
+        else memcpy(o, t + (size_t)r * D, D * sizeof(float));
     }
 }
 

@@ -14,11 +14,14 @@ static void split(size_t total, int t, int nt, size_t *lo, size_t *hi) {
     *hi = total * (size_t)(t + 1) / (size_t)nt;
 }
 
-/* Threads worth using for a GEMM of m*n*k: below ~1 MFLOP the fork costs more. */
+/* Threads worth using for a GEMM of m*n*k. Below ~8 MFLOP (tens of microseconds on one core)
+ * the fork and join cost about what a second thread saves on a quiet machine, and on a busy
+ * one the join waits for a descheduled thread: NeuMF's 256x64x32 layers took 20x longer per
+ * epoch with 2 threads than with 1 at a threshold of 1 MFLOP. */
 static int gemm_threads(const mm_graph *g, size_t m, size_t n, size_t k) {
     size_t flops = 2 * m * n * k;
     int nt = g->threads > 0 ? g->threads : 1;
-    if (flops < (1u << 20)) return 1;
+    if (flops < (1u << 23)) return 1;
     if ((size_t)nt > m) nt = (int)m;
     return nt > 0 ? nt : 1;
 }

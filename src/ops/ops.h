@@ -21,6 +21,11 @@ mm_node *mm_g_add(mm_graph *g, mm_node *a, mm_node *b);
 mm_node *mm_g_sub(mm_graph *g, mm_node *a, mm_node *b);
 mm_node *mm_g_mul(mm_graph *g, mm_node *a, mm_node *b);
 mm_node *mm_g_div(mm_graph *g, mm_node *a, mm_node *b);
+/* Row-wise dot product over the last axis: a, b [..., K] of the same shape -> [..., 1]. */
+mm_node *mm_g_dot(mm_graph *g, mm_node *a, mm_node *b);
+/* sum_i a[i] * b[i] in double over 8 fixed lanes (i mod 8) added in lane order: vectorizes,
+ * and the result depends only on the data (kernels that must not depend on threads use it). */
+double mm_dot_lanes(const float *a, const float *b, long n);
 
 /* Activations. gelu is the exact (erf) form, as PyTorch's and Keras's defaults. */
 mm_node *mm_g_relu(mm_graph *g, mm_node *x);

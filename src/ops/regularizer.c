@@ -2,7 +2,7 @@
  * Backward: dw = g * (l1 * sign(w) + 2 * l2 * w), sign(0) = 0.
  *
  * The sums run over fixed blocks of BLOCK elements (partials in the workspace, combined in
- * order), so the value does not depend on the thread count.
+ * order; fixed lanes inside a block), so the value does not depend on the thread count.
  *
  * attrs: f[0] = l1, f[1] = l2. */
 #include "ops/ops.h"
@@ -11,6 +11,7 @@
 
 #define PAR_MIN 32768
 #define BLOCK 4096
+#define LANES 8
 
 static int nthreads(const mm_node *n) {
     return n->g && n->g->threads > 0 ? n->g->threads : mm_threads();
@@ -38,22 +39,41 @@ static size_t l1l2_work_bytes(const mm_node *n) {
     return (cap_size(n->in[0]) + BLOCK - 1) / BLOCK * sizeof(double);
 }
 
+/* l1 * sum|w| + l2 * sum w^2 over one block; the sums in fixed lanes (mm_dot_lanes) so that
+ * they vectorize where one serial chain would wait on every add. */
+static double block_sum(const float *w, long n, double l1, double l2) {
+    double s1 = 0;
+    if (l1 != 0) { /* plain L2 (embedding lookups) skips this pass */
+        double s[LANES] = {0};
+        long i = 0;
+        for (; i + LANES <= n; i += LANES)
+            for (int l = 0; l < LANES; l++) s[l] += fabsf(w[i + l]);
+        for (int l = 0; i < n; i++, l++) s[l] += fabsf(w[i]);
+        for (int l = 0; l < LANES; l++) s1 += s[l];
+    }
+    return l1 * s1 + l2 * mm_dot_lanes(w, w, n);
+}
+
+/* part[k] = block_sum of block k, for blocks [k0, k1). */
+static void sum_blocks(const float *w, size_t size, double l1, double l2, double *part, long k0, long k1) {
+    for (long k = k0; k < k1; k++) {
+        size_t i0 = (size_t)k * BLOCK, i1 = i0 + BLOCK < size ? i0 + BLOCK : size;
+        part[k] = block_sum(w + i0, (long)(i1 - i0), l1, l2);
+    }
+}
+
 static void l1l2_forward(mm_node *n) {
     const float *w = n->in[0]->value;
     const double l1 = n->a.f[0], l2 = n->a.f[1];
     const size_t size = n->in[0]->size;
     const long nb = (long)((size + BLOCK - 1) / BLOCK);
     double *part = n->work;
-    const int nt = nthreads(n);
-#pragma omp parallel for num_threads(nt) schedule(static) if(size > PAR_MIN)
-    for (long k = 0; k < nb; k++) {
-        size_t i0 = (size_t)k * BLOCK, i1 = i0 + BLOCK < size ? i0 + BLOCK : size;
-        double s1 = 0, s2 = 0;
-        for (size_t i = i0; i < i1; i++) {
-            s1 += fabsf(w[i]);
-            s2 += (double)w[i] * w[i];
-        }
-        part[k] = l1 * s1 + l2 * s2;
+    const int nt = size > PAR_MIN ? nthreads(n) : 1;
+    if (nt <= 1) { /* small (e.g. per-batch lookups): no parallel region at all */
+        sum_blocks(w, size, l1, l2, part, 0, nb);
+    } else {
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int t = 0; t < nt; t++) sum_blocks(w, size, l1, l2, part, nb * t / nt, nb * (t + 1) / nt);
     }
     double s = 0;
     for (long k = 0; k < nb; k++) s += part[k];

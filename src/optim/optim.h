@@ -29,6 +29,10 @@ void mm_optimizer_step(mm_optimizer *o, float *w, float *g);
  * ranges [begin, end) of w/g (state slots at the same offsets). */
 void mm_optimizer_begin_step(mm_optimizer *o);
 void mm_optimizer_update(mm_optimizer *o, float *w, float *g, size_t begin, size_t end);
+/* Row-sparse tables: updates rows[0..n) of the [*, d] table starting at offset base of w/g
+ * (after begin_step), then zeroes those gradient rows for the next step's accumulation. One
+ * call per table per step: the per-row work is a few vectors, so the loop stays here. */
+void mm_optimizer_update_rows(mm_optimizer *o, float *w, float *g, size_t base, size_t d, const int *rows, int n);
 /* Scales g[begin, end) so that a gradient whose squares sum to sum_squares has at most the
  * clip norm (call per range with the global sum). */
 void mm_optimizer_clip(const mm_optimizer *o, float *g, size_t begin, size_t end, double sum_squares);

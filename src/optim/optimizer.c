@@ -106,6 +106,18 @@ void mm_optimizer_begin_step(mm_optimizer *o) {
     o->cur_alpha = (float)(o->cur_lr * sqrt(1 - pow(o->beta_2, t)) / (1 - pow(o->beta_1, t)));
 }
 
+static inline void adam_span(const mm_optimizer *o, float *w, const float *g, float *m, float *v, long n) {
+    const float b1 = o->beta_1, b2 = o->beta_2, eps = o->epsilon, alpha = o->cur_alpha;
+    const float decay = o->kind == MM_OPT_ADAMW ? o->cur_lr * o->weight_decay : 0.0f;
+#pragma omp simd
+    for (long i = 0; i < n; i++) {
+        w[i] -= decay * w[i];
+        m[i] += (g[i] - m[i]) * (1 - b1);
+        v[i] += (g[i] * g[i] - v[i]) * (1 - b2);
+        w[i] -= alpha * m[i] / (sqrtf(v[i]) + eps);
+    }
+}
+
 /* The update rules over one contiguous span, serially (element-wise: any split of a range
  * gives the same result). */
 static void update_span(const mm_optimizer *o, float *w, const float *g, float *m, float *v, long n) {
@@ -123,18 +135,9 @@ static void update_span(const mm_optimizer *o, float *w, const float *g, float *
         }
         break;
     case MM_OPT_ADAMW:
-    case MM_OPT_ADAM: {
-        const float b1 = o->beta_1, b2 = o->beta_2, eps = o->epsilon, alpha = o->cur_alpha;
-        const float decay = o->kind == MM_OPT_ADAMW ? lr * o->weight_decay : 0.0f;
-#pragma omp simd
-        for (long i = 0; i < n; i++) {
-            w[i] -= decay * w[i];
-            m[i] += (g[i] - m[i]) * (1 - b1);
-            v[i] += (g[i] * g[i] - v[i]) * (1 - b2);
-            w[i] -= alpha * m[i] / (sqrtf(v[i]) + eps);
-        }
+    case MM_OPT_ADAM:
+        adam_span(o, w, g, m, v, n);
         break;
-    }
     case MM_OPT_RMSPROP: {
         const float rho = o->rho, eps = o->epsilon, mu = o->momentum;
         for (long i = 0; i < n; i++) {
@@ -156,9 +159,11 @@ void mm_optimizer_update(mm_optimizer *o, float *w, float *g, size_t begin, size
     const long n = (long)(end - begin);
     float *m = o->slot1 + begin, *v = o->slot2 + begin;
     w += begin, g += begin;
-    /* Small ranges (embedding rows, biases) stay on this thread: entering a parallel region
-     * would cost more than the update. */
-    const int nt = n > 32768 ? mm_get_threads() : 1;
+    /* Ranges under 1M weights (a fraction of a millisecond, memory-bound) stay on this thread:
+     * a second thread saves little on a quiet machine, and on a busy one the join waits for a
+     * descheduled thread (NeuMF's dense 420k-weight update made epochs 10x slower with 2
+     * threads at a threshold of 32k). */
+    const int nt = n >= (1L << 20) ? mm_get_threads() : 1;
     if (nt <= 1) {
         update_span(o, w, g, m, v, n);
         return;
@@ -167,6 +172,17 @@ void mm_optimizer_update(mm_optimizer *o, float *w, float *g, size_t begin, size
     for (int t = 0; t < nt; t++) {
         long lo = n * t / nt, hi = n * (t + 1) / nt;
         update_span(o, w + lo, g + lo, m + lo, v + lo, hi - lo);
+    }
+}
+
+void mm_optimizer_update_rows(mm_optimizer *o, float *w, float *g, size_t base, size_t d, const int *rows, int n) {
+    float *m = o->slot1, *v = o->slot2;
+    const int adam = o->kind == MM_OPT_ADAM || o->kind == MM_OPT_ADAMW;
+    for (int k = 0; k < n; k++) { /* Adam inline: rows are short (bias tables: 1 value) */
+        size_t b = base + (size_t)rows[k] * d;
+        if (adam) adam_span(o, w + b, g + b, m + b, v + b, (long)d);
+        else update_span(o, w + b, g + b, m + b, v + b, (long)d);
+        for (size_t j = 0; j < d; j++) g[b + j] = 0;
     }
 }
 

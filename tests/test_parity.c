@@ -108,6 +108,16 @@ static mm_node *b_conv_net(mm_graph *g, mm_node **p, int n, const pcase *c) {
 }
 
 /* P(name, number of inputs, builder, optional designated fields) */
+static mm_node *b_conv1d(mm_graph *g, mm_node **p, int n, const pcase *c) {
+    (void)c;
+    return mm_g_conv1d(g, p[0], p[1], n > 2 ? p[2] : NULL);
+}
+
+/* i: is_max */
+static mm_node *b_gpool(mm_graph *g, mm_node **p, int n, const pcase *c) {
+    return mm_g_global_pool1d(g, p[0], n > 1 ? p[1] : NULL, c->i[0]);
+}
+
 #define P(nm, n, ...) {.name = (nm), .n_in = (n), .fn = __VA_ARGS__}
 static const pcase cases[] = {
     P("matmul_bias", 3, b_matmul),
@@ -172,6 +182,11 @@ static const pcase cases[] = {
     P("l1l2", 1, b_l1l2, .f = {0.01f, 0.02f}),
     P("dense_net", 3, b_dense_net),
     P("conv_net", 6, b_conv_net),
+    P("conv1d", 3, b_conv1d),
+    P("conv1d_nobias", 2, b_conv1d),
+    P("global_avg_pool1d_masked", 2, b_gpool, .i = {0}),
+    P("global_max_pool1d_masked", 2, b_gpool, .i = {1}),
+    P("global_max_pool1d", 1, b_gpool, .i = {1}),
 };
 
 /* ------------------------------------------------------------------ runner */

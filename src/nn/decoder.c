@@ -112,35 +112,6 @@ static void affine(const float *x, const float *w, const float *b, int in, int o
     cblas_sgemv(CblasRowMajor, CblasTrans, in, out, 1.0f, w, out, x, 1, 1.0f, y, 1);
 }
 
-static void activate(const char *act, float alpha, float *v, int n) {
-    if (!strcmp(act, "linear")) return;
-    if (!strcmp(act, "relu")) {
-        for (int i = 0; i < n; i++) v[i] = v[i] > 0 ? v[i] : 0;
-    } else if (!strcmp(act, "leaky_relu")) {
-        for (int i = 0; i < n; i++) v[i] = v[i] > 0 ? v[i] : alpha * v[i];
-    } else if (!strcmp(act, "sigmoid")) {
-        for (int i = 0; i < n; i++) v[i] = 1.0f / (1.0f + expf(-v[i]));
-    } else if (!strcmp(act, "tanh")) {
-        for (int i = 0; i < n; i++) v[i] = tanhf(v[i]);
-    } else if (!strcmp(act, "gelu")) {
-        for (int i = 0; i < n; i++) v[i] = 0.5f * v[i] * (1.0f + erff(v[i] * 0.70710678118654752f));
-    } else if (!strcmp(act, "gelu_tanh")) {
-        for (int i = 0; i < n; i++)
-            v[i] = 0.5f * v[i] * (1.0f + tanhf(0.79788456080286536f * (v[i] + 0.044715f * v[i] * v[i] * v[i])));
-    } else if (!strcmp(act, "softmax") || !strcmp(act, "log_softmax")) {
-        float mx = v[0];
-        for (int i = 1; i < n; i++) mx = v[i] > mx ? v[i] : mx;
-        double s = 0;
-        for (int i = 0; i < n; i++) s += exp((double)v[i] - mx);
-        if (!strcmp(act, "softmax")) {
-            for (int i = 0; i < n; i++) v[i] = (float)(exp((double)v[i] - mx) / s);
-        } else {
-            float lse = mx + (float)log(s);
-            for (int i = 0; i < n; i++) v[i] -= lse;
-        }
-    }
-}
-
 mm_status mm_decoder_step(mm_decoder *d, int token, float *out) {
     mm_model *m = d->m;
     if (d->pos >= d->max_len)
@@ -182,11 +153,11 @@ mm_status mm_decoder_step(mm_decoder *d, int token, float *out) {
         }
         case MM_DENSE:
             affine(x, mm_param_value(m, l->param[0]), l->use_bias ? mm_param_value(m, l->param[1]) : NULL, cin, cout, y);
-            activate(l->activation, l->alpha, y, cout);
+            mm_activation_apply(l->activation, l->alpha, y, (size_t)cout);
             break;
         case MM_ACTIVATION:
             memcpy(y, x, (size_t)cout * sizeof(float));
-            activate(l->activation, l->alpha, y, cout);
+            mm_activation_apply(l->activation, l->alpha, y, (size_t)cout);
             break;
         case MM_DROPOUT:
             memcpy(y, x, (size_t)cout * sizeof(float));

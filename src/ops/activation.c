@@ -6,6 +6,7 @@
  * so the planner may free the input early. leaky_relu, gelu and gelu_tanh read their input.
  *
  * attrs: leaky_relu f[0] = alpha. */
+#include "ops/fastexp.h"
 #include "ops/ops.h"
 
 #include <math.h>
@@ -30,7 +31,7 @@ static mm_status same_infer(mm_node *n) {
     do {                                                                                      \
         const long size_ = (long)(n)->size;                                                   \
         const int nt_ = nthreads(n);                                                          \
-        _Pragma("omp parallel for num_threads(nt_) schedule(static) if(size_ > PAR_MIN)")      \
+        _Pragma("omp parallel for simd num_threads(nt_) schedule(static) if(size_ > PAR_MIN)")      \
         for (long i = 0; i < size_; i++) { body; }                                            \
     } while (0)
 
@@ -140,14 +141,16 @@ static const mm_op tanh_op = {
 #define INV_SQRT2 0.70710678118654752440f
 #define INV_SQRT_2PI 0.39894228040143267794f
 
+static inline float gelu_f(float x) { return 0.5f * x * (1.0f + mm_fast_erff(x * INV_SQRT2)); }
+
 static void gelu_forward(mm_node *n) {
     const float *x = n->in[0]->value;
     float *y = n->value;
-    EACH(n, y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * INV_SQRT2)));
+    EACH(n, y[i] = gelu_f(x[i]));
 }
 
 static inline float gelu_grad(float x) {
-    return 0.5f * (1.0f + erff(x * INV_SQRT2)) + x * INV_SQRT_2PI * expf(-0.5f * x * x);
+    return 0.5f * (1.0f + mm_fast_erff(x * INV_SQRT2)) + x * INV_SQRT_2PI * mm_fast_expf(-0.5f * x * x);
 }
 
 static void gelu_backward(mm_node *n) {
@@ -170,14 +173,18 @@ static const mm_op gelu_op = {
 #define SQRT_2_OVER_PI 0.79788456080286535588f
 #define GELU_TANH_C 0.044715f
 
+static inline float gelu_tanh_f(float x) {
+    return 0.5f * x * (1.0f + mm_fast_tanhf(SQRT_2_OVER_PI * (x + GELU_TANH_C * x * x * x)));
+}
+
 static void gelu_tanh_forward(mm_node *n) {
     const float *x = n->in[0]->value;
     float *y = n->value;
-    EACH(n, y[i] = 0.5f * x[i] * (1.0f + tanhf(SQRT_2_OVER_PI * (x[i] + GELU_TANH_C * x[i] * x[i] * x[i]))));
+    EACH(n, y[i] = gelu_tanh_f(x[i]));
 }
 
 static inline float gelu_tanh_grad(float x) {
-    float x2 = x * x, t = tanhf(SQRT_2_OVER_PI * x * (1.0f + GELU_TANH_C * x2));
+    float x2 = x * x, t = mm_fast_tanhf(SQRT_2_OVER_PI * x * (1.0f + GELU_TANH_C * x2));
     return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_TANH_C * x2);
 }
 
@@ -196,6 +203,26 @@ static const mm_op gelu_tanh_op = {
 
 /* ------------------------------------------------------------------ softmax / log_softmax */
 
+/* One row of softmax (logp = 0) or log_softmax (logp = 1); y may alias x. */
+static void softmax_row(const float *xr, float *yr, size_t k, int logp) {
+    float m = xr[0];
+    for (size_t j = 1; j < k; j++)
+        if (xr[j] > m) m = xr[j];
+    double s = 0;
+    if (logp) {
+        for (size_t j = 0; j < k; j++) s += expf(xr[j] - m);
+        float lse = m + (float)log(s);
+        for (size_t j = 0; j < k; j++) yr[j] = xr[j] - lse;
+    } else {
+        for (size_t j = 0; j < k; j++) {
+            yr[j] = expf(xr[j] - m);
+            s += yr[j];
+        }
+        float inv = (float)(1.0 / s);
+        for (size_t j = 0; j < k; j++) yr[j] *= inv;
+    }
+}
+
 static void softmax_rows(mm_node *n, int logp) {
     const float *x = n->in[0]->value;
     float *y = n->value;
@@ -203,26 +230,7 @@ static void softmax_rows(mm_node *n, int logp) {
     const long rows = (long)(n->size / k);
     const int nt = nthreads(n);
 #pragma omp parallel for num_threads(nt) schedule(static) if(n->size > PAR_MIN)
-    for (long r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * k;
-        float *yr = y + (size_t)r * k;
-        float m = xr[0];
-        for (size_t j = 1; j < k; j++)
-            if (xr[j] > m) m = xr[j];
-        double s = 0;
-        if (logp) {
-            for (size_t j = 0; j < k; j++) s += expf(xr[j] - m);
-            float lse = m + (float)log(s);
-            for (size_t j = 0; j < k; j++) yr[j] = xr[j] - lse;
-        } else {
-            for (size_t j = 0; j < k; j++) {
-                yr[j] = expf(xr[j] - m);
-                s += yr[j];
-            }
-            float inv = (float)(1.0 / s);
-            for (size_t j = 0; j < k; j++) yr[j] *= inv;
-        }
-    }
+    for (long r = 0; r < rows; r++) softmax_row(x + (size_t)r * k, y + (size_t)r * k, k, logp);
 }
 
 static void softmax_forward(mm_node *n) { softmax_rows(n, 0); }
@@ -295,13 +303,55 @@ mm_node *mm_g_gelu(mm_graph *g, mm_node *x) { return unary(g, &gelu_op, x, 0); }
 mm_node *mm_g_softmax(mm_graph *g, mm_node *x) { return unary(g, &softmax_op, x, 0); }
 mm_node *mm_g_log_softmax(mm_graph *g, mm_node *x) { return unary(g, &log_softmax_op, x, 0); }
 
+/* The same functions on one plain vector, in place: for the KV-cache decoder, which runs a
+ * model's layers outside the graph and must compute exactly what the ops compute. */
+static void relu_vec(float *v, size_t n, float a) {
+    (void)a;
+    for (size_t i = 0; i < n; i++) v[i] = v[i] > 0 ? v[i] : 0.0f;
+}
+static void leaky_vec(float *v, size_t n, float a) {
+    for (size_t i = 0; i < n; i++) v[i] = v[i] > 0 ? v[i] : a * v[i];
+}
+static void sigmoid_vec(float *v, size_t n, float a) {
+    (void)a;
+    for (size_t i = 0; i < n; i++) v[i] = sigmoidf(v[i]);
+}
+static void tanh_vec(float *v, size_t n, float a) {
+    (void)a;
+    for (size_t i = 0; i < n; i++) v[i] = tanhf(v[i]);
+}
+static void gelu_vec(float *v, size_t n, float a) {
+    (void)a;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) v[i] = gelu_f(v[i]);
+}
+static void gelu_tanh_vec(float *v, size_t n, float a) {
+    (void)a;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) v[i] = gelu_tanh_f(v[i]);
+}
+static void softmax_vec(float *v, size_t n, float a) {
+    (void)a;
+    softmax_row(v, v, n, 0);
+}
+static void log_softmax_vec(float *v, size_t n, float a) {
+    (void)a;
+    softmax_row(v, v, n, 1);
+}
+
 static const struct {
     const char *name;
     const mm_op *op;
+    void (*apply)(float *v, size_t n, float alpha);
 } activations[] = {
-    {"relu", &relu_op},       {"leaky_relu", &leaky_relu_op}, {"sigmoid", &sigmoid_op},
-    {"tanh", &tanh_op},       {"gelu", &gelu_op},             {"gelu_tanh", &gelu_tanh_op},
-    {"softmax", &softmax_op}, {"log_softmax", &log_softmax_op},
+    {"relu", &relu_op, relu_vec},
+    {"leaky_relu", &leaky_relu_op, leaky_vec},
+    {"sigmoid", &sigmoid_op, sigmoid_vec},
+    {"tanh", &tanh_op, tanh_vec},
+    {"gelu", &gelu_op, gelu_vec},
+    {"gelu_tanh", &gelu_tanh_op, gelu_tanh_vec},
+    {"softmax", &softmax_op, softmax_vec},
+    {"log_softmax", &log_softmax_op, log_softmax_vec},
 };
 
 static int is_linear(const char *name) { return !name || !*name || strcmp(name, "linear") == 0; }
@@ -320,4 +370,14 @@ mm_node *mm_g_activation(mm_graph *g, mm_node *x, const char *name, float alpha)
         if (strcmp(name, activations[i].name) == 0) return unary(g, activations[i].op, x, alpha);
     mm_error(MM_ERR_ARG, "unknown activation '%s'", name);
     return NULL;
+}
+
+mm_status mm_activation_apply(const char *name, float alpha, float *v, size_t n) {
+    if (is_linear(name)) return MM_OK;
+    for (size_t i = 0; i < sizeof activations / sizeof activations[0]; i++)
+        if (strcmp(name, activations[i].name) == 0) {
+            activations[i].apply(v, n, alpha);
+            return MM_OK;
+        }
+    return mm_error(MM_ERR_ARG, "unknown activation '%s'", name);
 }

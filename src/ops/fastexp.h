@@ -1,4 +1,4 @@
-/* A vectorizable expf for the softmax loops of the Transformer ops (attention, sequence
+/* Vectorizable expf, erff and tanhf. expf: for the softmax loops of the Transformer ops (attention, sequence
  * cross-entropy), where glibc's scalar expf was over 40% of the attention time: GCC cannot
  * call libmvec's vector expf without -ffast-math, but it vectorizes this plain arithmetic.
  *
@@ -43,6 +43,36 @@ static inline float mm_fast_expf(float x) {
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;
+}
+
+/* A vectorizable erff for the exact GELU, where glibc's scalar erff was 15% of GPT training.
+ * Abramowitz & Stegun 7.1.26: erf(a) = 1 - t (a1 + t (a2 + ... + t a5)) exp(-a^2),
+ * t = 1 / (1 + p a), a = |x|; absolute error below 1.5e-7 (about 2 ulp near 1). The sign
+ * is copied back with integer bit operations so the loop has no float comparison. */
+static inline float mm_fast_erff(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    const uint32_t sign = u & 0x80000000u;
+    u &= 0x7FFFFFFFu;
+    float a;
+    memcpy(&a, &u, sizeof a);
+    const float t = 1.0f / (1.0f + 0.3275911f * a);
+    float p = 1.061405429f;
+    p = p * t - 1.453152027f;
+    p = p * t + 1.421413741f;
+    p = p * t - 0.284496736f;
+    p = p * t + 0.254829592f;
+    float r = 1.0f - p * t * mm_fast_expf(-a * a);
+    memcpy(&u, &r, sizeof u);
+    u |= sign;
+    memcpy(&r, &u, sizeof r);
+    return r;
+}
+
+/* tanh(x) = 1 - 2 / (exp(2x) + 1), vectorizable; absolute error about 1e-7. exp(2x) is
+ * clamped by mm_fast_expf, so large |x| gives exactly +-1 (up to rounding). */
+static inline float mm_fast_tanhf(float x) {
+    return 1.0f - 2.0f / (mm_fast_expf(2.0f * x) + 1.0f);
 }
 
 #endif

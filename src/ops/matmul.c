@@ -92,10 +92,19 @@ static void matmul_backward(mm_node *n) {
         }
     }
     if (n->n_in == 3 && n->in[2]->grad) {
+        /* db = column sums of dy; threads own column ranges, so the sums stay in row order */
         float *db = n->in[2]->grad;
-        if (!n->acc[2]) memset(db, 0, (size_t)N * sizeof(float));
-        for (size_t r = 0; r < M; r++)
-            for (int j = 0; j < N; j++) db[j] += dy[r * (size_t)N + j];
+        const int acc = n->acc[2];
+        int nt = gemm_threads(n->g, M, (size_t)N, 1);
+        if ((size_t)nt > (size_t)N / 16) nt = N >= 32 ? N / 16 : 1;
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int t = 0; t < nt; t++) {
+            size_t lo, hi;
+            split((size_t)N, t, nt, &lo, &hi);
+            if (!acc) memset(db + lo, 0, (hi - lo) * sizeof(float));
+            for (size_t r = 0; r < M; r++)
+                for (size_t j = lo; j < hi; j++) db[j] += dy[r * (size_t)N + j];
+        }
     }
 }
 

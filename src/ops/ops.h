@@ -34,6 +34,8 @@ mm_node *mm_g_log_softmax(mm_graph *g, mm_node *x);
 /* Builds an activation by its Keras name ("relu", "softmax", "linear"/NULL = x itself).
  * alpha is used by leaky_relu. */
 mm_node *mm_g_activation(mm_graph *g, mm_node *x, const char *name, float alpha);
+/* The named activation on one vector in place, outside any graph (same math as the op). */
+mm_status mm_activation_apply(const char *name, float alpha, float *v, size_t n);
 int mm_activation_known(const char *name);
 
 /* x [N, H, W, C], w [KH, KW, C, F], b [F] or NULL. */

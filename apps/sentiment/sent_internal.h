@@ -1,0 +1,14 @@
+/* Helpers shared by the sentiment app's files (not part of its interface). */
+#ifndef MEDIAML_APP_SENT_INTERNAL_H
+#define MEDIAML_APP_SENT_INTERNAL_H
+
+#include "sentiment/sentiment.h"
+
+/* Index of the largest of p[0..k). */
+int sent_argmax(const float *p, int k);
+
+/* Fills o->weight [t->n]: for each token, o->probs[o->label] minus the predicted class's
+ * probability with the token (and the n-grams covering it) removed. */
+mm_status sent_explain_occlusion(sent_model *m, const sent_tokens *t, sent_prediction *o);
+
+#endif

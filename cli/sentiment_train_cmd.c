@@ -86,16 +86,18 @@ int cmd_sentiment_train(int argc, char **argv) {
     const char *data = sent_default_data("sentiment-en", data_default, sizeof data_default);
     const char *format = NULL, *model = "fasttext", *lang = "auto", *out = NULL;
     sent_config cfg = {0};
-    int threads = 0, json = 0, cv = 0, all = 0, keep_case = 0, constant_lr = 0;
+    int threads = 0, json = 0, cv = 0, all = 0, keep_case = 0, constant_lr = 0, negation = 0, no_negation = 0;
     cli_opt opts[] = {
         {"--data", OPT_STR, &data, "PATH", "labelled texts: a file or directory (default $MEDIAML_DATA/sentiment-en, else ../shared/data/sentiment-en)", 0},
         {"--format", OPT_STR, &format, "FMT", "auto (default), tsv, csv, fasttext or polarity (NAME.pos / NAME.neg)", 0},
-        {"--model", OPT_STR, &model, "TYPE", "fasttext (default), cnn or bilstm", 0},
+        {"--model", OPT_STR, &model, "TYPE", "fasttext (default), cnn, bilstm or nb (naive Bayes over the n-gram bag, then fine-tuned)", 0},
         {"--out", OPT_STR, &out, "FILE", "model file to write (required unless --cv)", 0},
         {"--cv", OPT_INT, &cv, "K", "K-fold stratified cross-validation: per-fold and mean accuracy and macro-F1", 0},
         {"--all", OPT_BOOL, &all, NULL, "train on all the data (no held-out 10%)", 0},
         {"--lang", OPT_STR, &lang, "L", "en (words), zh (characters) or auto (default: zh when a fifth of the characters are CJK)", 0},
         {"--keep-case", OPT_BOOL, &keep_case, NULL, "do not lower-case", 0},
+        {"--negation", OPT_BOOL, &negation, NULL, "English: prefix not_ to the words after a negation up to the next . , : ; ! ? (default for fasttext)", 0},
+        {"--no-negation", OPT_BOOL, &no_negation, NULL, "no negation scopes (default for the other models)", 0},
         {"--min-count", OPT_INT, &cfg.min_count, "N", "vocabulary: words seen at least N times, others are <unk> (default 1)", 0},
         {"--ngrams", OPT_INT, &cfg.ngrams, "N", "hashed token n-grams up to N (default: fasttext 2, others 1)", 0},
         {"--buckets", OPT_INT, &cfg.buckets, "N", "hash buckets for the n-grams (default 100000)", 0},
@@ -133,14 +135,17 @@ int cmd_sentiment_train(int argc, char **argv) {
     else if (!strcmp(lang, "auto")) cfg.lang = -1;
     else return cli_usage_error(&c, "unknown --lang '%s' (expected en, zh or auto)", lang);
     cfg.lowercase = keep_case ? -1 : 1;
+    if (negation && no_negation) return cli_usage_error(&c, "--negation and --no-negation contradict each other");
+    cfg.negation = negation ? 1 : no_negation ? -1 : 0;
     cfg.decay = constant_lr ? -1 : 1;
     static const char *positive[] = {"--min-count", "--ngrams", "--buckets", "--dim", "--max-len", "--filters",
                                      "--units", "--epochs", "--batch-size"};
     int *vals[] = {&cfg.min_count, &cfg.ngrams, &cfg.buckets, &cfg.dim, &cfg.max_len, &cfg.filters,
                    &cfg.units, &cfg.epochs, &cfg.batch_size};
     for (int i = 0; i < 9; i++)
-        if (cli_find(&c, positive[i])->seen && *vals[i] < 1)
+        if (cli_find(&c, positive[i])->seen && *vals[i] < (vals[i] == &cfg.epochs && cfg.kind == SENT_NB ? 0 : 1))
             return cli_usage_error(&c, "%s must be at least 1, got %d", positive[i], *vals[i]);
+    if (cli_find(&c, "--epochs")->seen && cfg.epochs == 0 && cfg.kind == SENT_NB) cfg.epochs = -1;
     if (cfg.ngrams > 8) return cli_usage_error(&c, "--ngrams must be at most 8, got %d", cfg.ngrams);
     if (cli_find(&c, "--lr")->seen && !(cfg.lr > 0)) return cli_usage_error(&c, "--lr must be positive, got %g", cfg.lr);
     if (!(cfg.dropout >= 0 && cfg.dropout < 1)) return cli_usage_error(&c, "--dropout must be in [0, 1), got %g", cfg.dropout);

@@ -419,6 +419,13 @@ int mm_model_output_shape(const mm_model *m, int *shape);
  * with seed 0 if not called before. */
 mm_status mm_model_init_weights(mm_model *m, uint64_t seed);
 
+/* One weight by name, "<layer>/<weight>" as mm_summary and model files show it (e.g.
+ * "features/embeddings", "dense/kernel"), like Keras's get_weights/set_weights: size must be
+ * the weight's number of values; set initializes the other weights first if needed (so a
+ * later compile keeps them) and rejects non-finite values. */
+mm_status mm_model_get_weights(mm_model *m, const char *name, float *out, size_t size);
+mm_status mm_model_set_weights(mm_model *m, const char *name, const float *data, size_t size);
+
 /* Preprocessing and free-form metadata stored with the model. */
 void mm_model_set_preprocess(mm_model *m, const mm_preprocess *p);
 mm_preprocess mm_model_get_preprocess(const mm_model *m);

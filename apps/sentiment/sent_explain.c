@@ -1,5 +1,5 @@
 /* Word-level explanations by occlusion: each token's weight is how much the predicted class's
- * probability drops when the token (with the n-grams that cover it) is left out. Positive
+ * probability drops when the token (with the n-grams that cover it) is replaced by <unk>. Positive
  * weights support the prediction, negative ones speak against it. All occluded variants of a
  * text run as one batch. */
 #include "sentiment/sent_internal.h"

@@ -11,4 +11,8 @@ int sent_argmax(const float *p, int k);
  * probability with the token (and the n-grams covering it) removed. */
 mm_status sent_explain_occlusion(sent_model *m, const sent_tokens *t, sent_prediction *o);
 
+/* Sets an nb network's weights from naive-Bayes counts over the input rows x [N, L] with
+ * class labels y [N] (alpha: add-alpha smoothing). */
+mm_status sent_nb_init(sent_model *m, const mm_array *x, const mm_array *y, float alpha);
+
 #endif

@@ -51,7 +51,7 @@ mm_status sent_predict(sent_model *m, int n, const char *const *texts, const siz
     sent_tokens t = {0};
     mm_status st = mm_array_alloc(&x, 2, (int[]){n > 0 ? n : 1, L});
     for (int i = 0; i < n && !st; i++) {
-        st = sent_tokenize(m->lang, m->lowercase, texts[i], lens[i], &t);
+        st = sent_tokenize(m->lang, m->tok, texts[i], lens[i], &t);
         if (st) break;
         sent_prediction *o = &out[i];
         int used = sent_features(&m->vocab, &t, -1, x.data + (size_t)i * L, L);
@@ -69,7 +69,7 @@ mm_status sent_predict(sent_model *m, int n, const char *const *texts, const siz
         out[i].label = sent_argmax(out[i].probs, K);
     }
     for (int i = 0; i < n && !st && explain; i++) {
-        st = sent_tokenize(m->lang, m->lowercase, texts[i], lens[i], &t);
+        st = sent_tokenize(m->lang, m->tok, texts[i], lens[i], &t);
         if (!st) st = sent_explain_occlusion(m, &t, &out[i]);
     }
     sent_tokens_free(&t);

@@ -40,7 +40,8 @@ static int is_ascii_word(uint32_t cp) {
     return (cp >= '0' && cp <= '9') || (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z');
 }
 
-static mm_status add(sent_tokens *t, int lowercase, const char *text, int start, int len) {
+static mm_status add(sent_tokens *t, int lowercase, const char *prefix, const char *text, int start, int len) {
+    const int pl = (int)strlen(prefix);
     if (t->n == t->cap) {
         int cap = t->cap ? t->cap * 2 : 64;
         int *a = realloc(t->start, (size_t)cap * sizeof(int));
@@ -54,14 +55,16 @@ static mm_status add(sent_tokens *t, int lowercase, const char *text, int start,
         if (!d) return mm_error(MM_ERR_NOMEM, "out of memory");
         t->cap = cap;
     }
-    if (t->buf_n + (size_t)len + 1 > t->buf_cap) {
+    if (t->buf_n + (size_t)(pl + len) + 1 > t->buf_cap) {
         size_t cap = t->buf_cap ? t->buf_cap : 256;
-        while (cap < t->buf_n + (size_t)len + 1) cap *= 2;
+        while (cap < t->buf_n + (size_t)(pl + len) + 1) cap *= 2;
         char *nb = realloc(t->buf, cap);
         if (!nb) return mm_error(MM_ERR_NOMEM, "out of memory");
         t->buf = nb, t->buf_cap = cap;
     }
     char *o = t->buf + t->buf_n;
+    memcpy(o, prefix, (size_t)pl);
+    o += pl;
     for (int i = 0; i < len; i++) {
         char ch = text[start + i];
         o[i] = lowercase && ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
@@ -70,12 +73,28 @@ static mm_status add(sent_tokens *t, int lowercase, const char *text, int start,
     t->start[t->n] = start;
     t->len[t->n] = len;
     t->off[t->n] = (int)t->buf_n;
-    t->nlen[t->n++] = len;
-    t->buf_n += (size_t)len + 1;
+    t->nlen[t->n++] = pl + len;
+    t->buf_n += (size_t)(pl + len) + 1;
     return MM_OK;
 }
 
-mm_status sent_tokenize(sent_lang lang, int lowercase, const char *text, size_t len, sent_tokens *out) {
+/* Words that open a negation scope (lower-case; also any word ending in n't). */
+static int is_negation(const char *w, int n) {
+    static const char *words[] = {"not", "no", "never", "n't", "cannot", "nothing", "nobody", "none", "nor",
+                                  "neither", "nowhere", "hardly", "barely", "without", NULL};
+    if (n >= 3 && !memcmp(w + n - 3, "n't", 3)) return 1;
+    for (int k = 0; words[k]; k++)
+        if ((int)strlen(words[k]) == n && !memcmp(w, words[k], (size_t)n)) return 1;
+    return 0;
+}
+
+static int ends_clause(uint32_t cp) {
+    return cp == '.' || cp == ',' || cp == ':' || cp == ';' || cp == '!' || cp == '?' || cp == 0x3002 || cp == 0xFF0C;
+}
+
+mm_status sent_tokenize(sent_lang lang, int flags, const char *text, size_t len, sent_tokens *out) {
+    const int lowercase = flags & SENT_TOK_LOWER, negate = lang == SENT_EN && (flags & SENT_TOK_NEGATE);
+    int scope = 0; /* inside a negation scope */
     out->n = 0;
     out->buf_n = 0;
     size_t bad;
@@ -123,7 +142,10 @@ mm_status sent_tokenize(sent_lang lang, int lowercase, const char *text, size_t 
                 break;
             }
         }
-        st = add(out, lowercase, text, (int)i, (int)(j - i));
+        int punct = is_punct_cp(cp);
+        if (negate && punct && ends_clause(cp)) scope = 0;
+        st = add(out, lowercase, negate && scope && !punct ? "not_" : "", text, (int)i, (int)(j - i));
+        if (!st && negate && !punct && is_negation(out->buf + out->off[out->n - 1], out->nlen[out->n - 1])) scope = 1;
         i = j;
     }
     return st;

@@ -1,5 +1,6 @@
 /* Training, evaluation (accuracy, macro-F1, confusion matrix) and k-fold cross-validation. */
 #include "sentiment/sentiment.h"
+#include "sentiment/sent_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,12 +17,16 @@ static mm_status encode(const sent_model *m, const sent_corpus *c, const int *id
     sent_tokens t = {0};
     for (int e = 0; e < n && !st; e++) {
         const char *s = c->text[idx ? idx[e] : e];
-        st = sent_tokenize(m->lang, m->lowercase, s, strlen(s), &t);
+        st = sent_tokenize(m->lang, m->tok, s, strlen(s), &t);
         if (!st) sent_features(&m->vocab, &t, -1, x->data + (size_t)e * (size_t)m->max_len, m->max_len);
     }
     sent_tokens_free(&t);
     if (st) mm_array_free(x);
     return st;
+}
+
+static int tok_flags(const sent_config *c) {
+    return (c->lowercase > 0 ? SENT_TOK_LOWER : 0) | (c->negation > 0 ? SENT_TOK_NEGATE : 0);
 }
 
 /* The longest input row of the training texts, capped. */
@@ -35,7 +40,7 @@ static mm_status longest(const sent_config *cfg, sent_lang lang, const sent_voca
     int best = 1;
     for (int e = 0; e < n && !st; e++) {
         const char *s = c->text[idx ? idx[e] : e];
-        st = sent_tokenize(lang, cfg->lowercase > 0, s, strlen(s), &t);
+        st = sent_tokenize(lang, tok_flags(cfg), s, strlen(s), &t);
         int k = st ? 0 : sent_features(v, &t, -1, row, cap);
         if (k > best) best = k;
     }
@@ -54,7 +59,8 @@ mm_status sent_train(const sent_config *cfg0, const sent_corpus *c, const int *i
     sent_lang lang = cfg.lang == SENT_ZH || cfg.lang == SENT_EN ? (sent_lang)cfg.lang : sent_detect_lang(c);
     sent_vocab v = {0};
     int max_len = 0;
-    mm_status st = sent_vocab_build(c, idx, n, lang, cfg.lowercase > 0, cfg.min_count, cfg.ngrams, cfg.buckets, &v);
+    mm_status st = sent_vocab_build(c, idx, n, lang, tok_flags(&cfg), cfg.min_count, cfg.ngrams, cfg.buckets, &v);
+    v.bag = cfg.kind == SENT_FASTTEXT || cfg.kind == SENT_NB;
     if (!st) st = longest(&cfg, lang, &v, c, idx, n, &max_len);
     if (!st) st = sent_model_build(&cfg, lang, &v, max_len, c->n_labels, c->labels, out);
     sent_vocab_free(&v);
@@ -65,13 +71,16 @@ mm_status sent_train(const sent_config *cfg0, const sent_corpus *c, const int *i
     if (!st) {
         d.num_classes = c->n_labels;
         for (int e = 0; e < n; e++) d.y.data[e] = (float)c->label[idx ? idx[e] : e];
+        if (cfg.kind == SENT_NB) st = sent_nb_init(out, &d.x, &d.y, 1.0f);
+    }
+    if (!st) {
         /* decay over every step of the run (as fastText's linear decay to 0) */
         int steps = cfg.epochs * ((n + cfg.batch_size - 1) / cfg.batch_size);
         st = mm_compile(out->net, .optimizer = cfg.optimizer, .loss = "sparse_categorical_crossentropy",
-                        .metrics = "accuracy", .learning_rate = cfg.lr, .schedule = cfg.decay > 0 ? "cosine" : NULL,
+                        .metrics = "accuracy", .learning_rate = cfg.lr, .schedule = cfg.decay > 0 && steps > 0 ? "cosine" : NULL,
                         .decay_steps = steps);
     }
-    if (!st)
+    if (!st && cfg.epochs > 0) /* nb with --epochs 0: naive Bayes alone */
         st = mm_fit(out->net, &d, .epochs = cfg.epochs, .batch_size = cfg.batch_size, .seed = cfg.seed,
                     .callback = cfg.progress, .user = cfg.user);
     mm_dataset_free(&d);

@@ -82,7 +82,7 @@ static int by_count(const void *a, const void *b) {
     return strcmp(x->w, y->w);
 }
 
-mm_status sent_vocab_build(const sent_corpus *c, const int *idx, int n, sent_lang lang, int lowercase, int min_count,
+mm_status sent_vocab_build(const sent_corpus *c, const int *idx, int n, sent_lang lang, int tok_flags, int min_count,
                            int ngrams, int buckets, sent_vocab *out) {
     /* count every distinct token in a temporary vocabulary (counts beside it) */
     sent_vocab tmp = {0};
@@ -98,7 +98,7 @@ mm_status sent_vocab_build(const sent_corpus *c, const int *idx, int n, sent_lan
     int total = idx ? n : c->n;
     for (int e = 0; e < total && !st; e++) {
         const char *s = c->text[idx ? idx[e] : e];
-        st = sent_tokenize(lang, lowercase, s, strlen(s), &t);
+        st = sent_tokenize(lang, tok_flags, s, strlen(s), &t);
         for (int k = 0; k < t.n && !st; k++) {
             const char *w = t.buf + t.off[k];
             size_t slot;
@@ -148,19 +148,20 @@ mm_status sent_vocab_build(const sent_corpus *c, const int *idx, int n, sent_lan
     return st;
 }
 
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
 int sent_features(const sent_vocab *v, const sent_tokens *t, int drop, float *row, int max_len) {
     int n = 0, G = v->ngrams;
     /* h[g]: hashes of the last g kept tokens, for the n-grams ending at the current token */
     uint64_t prev[8] = {0};
-    int run = 0; /* consecutive tokens (no dropped token between) ending here */
+    int run = 0; /* tokens so far */
     if (!row) max_len = 0x7fffffff; /* count only */
     for (int k = 0; k < t->n && n < max_len; k++) {
-        if (k == drop) {
-            run = 0;
-            continue;
-        }
         const char *w = t->buf + t->off[k];
-        if (row) row[n] = (float)sent_vocab_id(v, w, (size_t)t->nlen[k]);
+        if (row) row[n] = k == drop ? 1.0f : (float)sent_vocab_id(v, w, (size_t)t->nlen[k]);
         n++;
         if (G < 2 || !v->buckets) continue;
         uint64_t h = fnv1a(w, (size_t)t->nlen[k]);
@@ -170,13 +171,23 @@ int sent_features(const sent_vocab *v, const sent_tokens *t, int drop, float *ro
             if (run > g) {
                 uint64_t hg = prev[g - 1] * 116049371ull + h; /* fastText's n-gram combiner */
                 if (n < max_len) {
-                    if (row) row[n] = (float)(v->n + (int)(hg % (uint64_t)v->buckets));
+                    int covers = drop >= k - g && drop <= k; /* the g-gram spans tokens k-g..k */
+                    if (row) row[n] = covers ? 1.0f : (float)(v->n + (int)(hg % (uint64_t)v->buckets));
                     n++;
                 }
                 prev[g] = hg;
             }
         }
         prev[0] = h;
+    }
+    if (row && v->bag && n > 1) {
+        /* binarized bag: sort, then keep one of each (but every <unk>, so that occlusion keeps
+         * the row's length) */
+        qsort(row, (size_t)n, sizeof(float), cmp_float);
+        int u = 1;
+        for (int k = 1; k < n; k++)
+            if (row[k] != row[u - 1] || row[k] == 1.0f) row[u++] = row[k];
+        n = u;
     }
     for (int k = n; row && k < max_len; k++) row[k] = 0.0f;
     return n;

@@ -76,12 +76,17 @@ typedef struct sent_tokens {
     size_t buf_n, buf_cap;
 } sent_tokens;
 
+/* Tokenizer options (flags). SENT_TOK_NEGATE (English): words after a negation (not, no,
+ * never, n't, cannot, ...) up to the next clause punctuation (. , : ; ! ?) get a "not_" prefix,
+ * so "not good" and "good" are different features (Das & Chen's negation scope). */
+enum { SENT_TOK_LOWER = 1, SENT_TOK_NEGATE = 2 };
+
 /* English (SENT_EN): words (letters, digits, inner apostrophes and hyphens: "don't",
  * "well-made"), each run of one punctuation character as a token ("!!", "..."), negations kept
  * as words; CJK characters one token each. Chinese (SENT_ZH): one token per character, except
- * runs of ASCII letters/digits, which stay words. lowercase: ASCII letters lowered. Text must
- * be valid UTF-8 (else MM_ERR_ARG naming the byte offset). Reuses out's buffers. */
-mm_status sent_tokenize(sent_lang lang, int lowercase, const char *text, size_t len, sent_tokens *out);
+ * runs of ASCII letters/digits, which stay words. lowercase: ASCII letters lowered (SENT_TOK_LOWER). Text must
+ * be valid UTF-8 (else MM_ERR_ARG naming the byte offset). flags: SENT_TOK_*. Reuses out's buffers. */
+mm_status sent_tokenize(sent_lang lang, int flags, const char *text, size_t len, sent_tokens *out);
 void sent_tokens_free(sent_tokens *t);
 /* SENT_ZH when at least a fifth of the code points of the texts are CJK, else SENT_EN. */
 sent_lang sent_detect_lang(const sent_corpus *c);
@@ -98,11 +103,12 @@ typedef struct sent_vocab {
     size_t nslots;
     int ngrams;         /* 1 = words only */
     int buckets;        /* hashed n-gram rows (0 when ngrams == 1) */
+    int bag;            /* bag-of-features models: each id at most once per row (binarized counts) */
 } sent_vocab;
 
 /* Counts tokens over texts[idx[0..n)] (all texts when idx is NULL) and keeps those seen at
  * least min_count times. */
-mm_status sent_vocab_build(const sent_corpus *c, const int *idx, int n, sent_lang lang, int lowercase,
+mm_status sent_vocab_build(const sent_corpus *c, const int *idx, int n, sent_lang lang, int tok_flags,
                            int min_count, int ngrams, int buckets, sent_vocab *out);
 /* From a word list (ids 2..), as stored in model files. */
 mm_status sent_vocab_from_words(int n_words, char *const *words, int ngrams, int buckets, sent_vocab *out);
@@ -112,19 +118,26 @@ int sent_vocab_id(const sent_vocab *v, const char *s, size_t len);
 static inline int sent_vocab_rows(const sent_vocab *v) { return v->n + v->buckets; }
 
 /* Writes a model input row: for each token its word id, followed (fastText style, when
- * ngrams > 1) by the hashed n-grams that end at it; tokens with index drop (or -1 for none)
- * are left out with every n-gram covering them. Stops at max_len ids and pads with 0.
- * Returns the number of ids written (row NULL: the number a row without limit would hold). */
+ * ngrams > 1) by the hashed n-grams that end at it; the token with index drop (-1: none) and
+ * the n-grams covering it become the unknown id (occlusion keeps the row's length, so that
+ * averaging models compare like with like). Stops at max_len ids and pads with 0.
+ * With v->bag, repeated ids other than <unk> are written once (in increasing order).
+ * Returns the number of ids written (row NULL: the number a row without limit would hold,
+ * before removing repeats). */
 int sent_features(const sent_vocab *v, const sent_tokens *t, int drop, float *row, int max_len);
 
 /* ------------------------------------------------------------------ models (sent_model.c) */
 
-typedef enum sent_kind { SENT_FASTTEXT = 0, SENT_CNN, SENT_BILSTM } sent_kind;
+/* nb: multinomial naive Bayes over the binarized word and n-gram bag, written into a fastText
+ * network (one embedding column per class: centred log-probabilities) and then fine-tuned
+ * discriminatively for the configured epochs, in the spirit of Wang & Manning's NBSVM. */
+typedef enum sent_kind { SENT_FASTTEXT = 0, SENT_CNN, SENT_BILSTM, SENT_NB } sent_kind;
 
 typedef struct sent_config {
     sent_kind kind;
     int lang;           /* SENT_EN, SENT_ZH, or -1: detect from the training texts */
     int lowercase;      /* default 1 (-1: keep case) */
+    int negation;       /* 1: not_ prefix in negation scopes (English), -1: none; default fasttext 1, others -1 */
     int min_count;      /* default 1 */
     int ngrams;         /* default: fasttext 2, others 1 */
     int buckets;        /* default 100000 when ngrams > 1 */
@@ -133,7 +146,7 @@ typedef struct sent_config {
     int filters;        /* cnn: per width, default 100 (widths 3, 4, 5) */
     int units;          /* bilstm: per direction, default 64 */
     float dropout;      /* cnn/bilstm: default 0.5 */
-    int epochs;         /* default fasttext 10, cnn 4, bilstm 4 */
+    int epochs;         /* see sent_config_defaults; -1: none (nb: naive Bayes alone) */
     int batch_size;     /* default fasttext 32, cnn/bilstm 50 */
     float lr;           /* default: see sent_config_defaults */
     const char *optimizer; /* "adam" (default), "sgd", "adamw", "rmsprop" */
@@ -153,7 +166,7 @@ typedef struct sent_model {
     mm_model *net;
     sent_kind kind;
     sent_lang lang;
-    int lowercase;
+    int tok;            /* tokenizer flags, SENT_TOK_* */
     int max_len;
     sent_vocab vocab;
     int n_labels;

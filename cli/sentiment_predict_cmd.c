@@ -120,7 +120,7 @@ int cmd_sentiment_predict(int argc, char **argv) {
     cli_opt opts[] = {
         {"--model", OPT_STR, &model, "FILE", "model file (required)", 0},
         {"--file", OPT_STR, &file, "PATH", "read texts from PATH, one per line ('-': stdin)", 0},
-        {"--explain", OPT_BOOL, &explain, NULL, "add per-token attributions (occlusion: the drop of the label's probability without the token)", 0},
+        {"--explain", OPT_BOOL, &explain, NULL, "add per-token attributions (occlusion: the drop of the label's log-odds when the token is replaced by <unk>)", 0},
         {"--threads", OPT_INT, &threads, "T", "kernel threads (default $MEDIAML_THREADS, else the core count)", 0},
         {"--json", OPT_BOOL, &json, NULL, "JSON lines even on a terminal", 0},
         {NULL, 0, NULL, NULL, NULL, 0}};

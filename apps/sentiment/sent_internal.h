@@ -7,8 +7,8 @@
 /* Index of the largest of p[0..k). */
 int sent_argmax(const float *p, int k);
 
-/* Fills o->weight [t->n]: for each token, o->probs[o->label] minus the predicted class's
- * probability with the token (and the n-grams covering it) removed. */
+/* Fills o->weight [t->n]: for each token, the predicted class's log-odds minus its log-odds
+ * with the token (and the n-grams covering it) replaced by <unk>. */
 mm_status sent_explain_occlusion(sent_model *m, const sent_tokens *t, sent_prediction *o);
 
 /* Sets an nb network's weights from naive-Bayes counts over the input rows x [N, L] with

@@ -216,8 +216,8 @@ typedef struct sent_prediction {
 void sent_prediction_free(sent_prediction *p);
 
 /* Classifies n texts (valid UTF-8, not empty; checked: a bad text fails the call with its
- * index). explain: attributions by occlusion, the drop of the predicted class's probability
- * when the token (with its n-grams) is removed. out: [n], zeroed first. */
+ * index). explain: attributions by occlusion, the drop of the predicted class's log-odds
+ * when the token (with its n-grams) is replaced by <unk>. out: [n], zeroed first. */
 mm_status sent_predict(sent_model *m, int n, const char *const *texts, const size_t *lens, int explain,
                        sent_prediction *out);
 

@@ -22,9 +22,15 @@ mm_status sent_kind_parse(const char *s, sent_kind *out) {
 
 const char *sent_kind_name(sent_kind k) { return k >= SENT_FASTTEXT && k <= SENT_NB ? kind_names[k] : "?"; }
 
-void sent_config_defaults(sent_config *c) {
+void sent_config_defaults(sent_config *c, sent_lang lang) {
     /* the nb model is a fastText network of width K, so it shares fastText's bag defaults */
     int ft = c->kind == SENT_FASTTEXT || c->kind == SENT_NB;
+    /* Chinese characters carry less than English words: fastText gets character uni-, bi- and
+     * trigrams and 10 epochs (90.0% in 10-fold CV on ChnSentiCorp, 89.8% with bigrams, 5 epochs) */
+    if (c->kind == SENT_FASTTEXT && lang == SENT_ZH) {
+        if (!c->ngrams) c->ngrams = 3;
+        if (!c->epochs) c->epochs = 10;
+    }
     if (!c->lowercase) c->lowercase = 1;
     /* negation scopes: +0.5 points for fastText in CV on rt-polarity, -0.6 for nb */
     if (!c->negation) c->negation = c->kind == SENT_FASTTEXT ? 1 : -1;

@@ -50,19 +50,37 @@ mm_status sent_predict(sent_model *m, int n, const char *const *texts, const siz
     mm_array x = {0}, p = {0};
     sent_tokens t = {0};
     mm_status st = mm_array_alloc(&x, 2, (int[]){n > 0 ? n : 1, L});
-    for (int i = 0; i < n && !st; i++) {
-        st = sent_tokenize(m->lang, m->tok, texts[i], lens[i], &t);
-        if (st) break;
-        sent_prediction *o = &out[i];
-        int used = sent_features(&m->vocab, &t, -1, x.data + (size_t)i * L, L);
-        o->truncated = used >= L && sent_features(&m->vocab, &t, -1, NULL, 0) > L;
-        o->n_tokens = t.n;
-        o->start = malloc(((size_t)t.n + 1) * sizeof(int));
-        o->len = malloc(((size_t)t.n + 1) * sizeof(int));
-        o->probs = malloc((size_t)K * sizeof(float));
-        if (!o->start || !o->len || !o->probs) st = mm_error(MM_ERR_NOMEM, "out of memory");
-        else memcpy(o->start, t.start, (size_t)t.n * sizeof(int)), memcpy(o->len, t.len, (size_t)t.n * sizeof(int));
+    /* Tokenizing and hashing cost more than a bag model's forward pass, so the texts are
+     * encoded in parallel (each thread its own token buffers). Errors are out of memory only
+     * (the texts were checked above); mm_errmsg() is per thread, so the message is carried over. */
+    int failed = 0;
+    char msg[256] = "";
+#pragma omp parallel num_threads(mm_get_threads()) if (!st && n >= 256)
+    {
+        sent_tokens tt = {0};
+#pragma omp for schedule(dynamic, 64)
+        for (int i = 0; i < n; i++) {
+            if (st || failed) continue;
+            sent_prediction *o = &out[i];
+            mm_status e = sent_tokenize(m->lang, m->tok, texts[i], lens[i], &tt);
+            if (!e) {
+                int used = sent_features(&m->vocab, &tt, -1, x.data + (size_t)i * L, L);
+                o->truncated = used >= L && sent_features(&m->vocab, &tt, -1, NULL, 0) > L;
+                o->n_tokens = tt.n;
+                o->start = malloc(((size_t)tt.n + 1) * sizeof(int));
+                o->len = malloc(((size_t)tt.n + 1) * sizeof(int));
+                o->probs = malloc((size_t)K * sizeof(float));
+                if (!o->start || !o->len || !o->probs) e = mm_error(MM_ERR_NOMEM, "out of memory");
+                else memcpy(o->start, tt.start, (size_t)tt.n * sizeof(int)), memcpy(o->len, tt.len, (size_t)tt.n * sizeof(int));
+            }
+            if (e) {
+#pragma omp critical(sent_predict_error)
+                if (!failed) failed = (int)e, snprintf(msg, sizeof msg, "%s", mm_errmsg());
+            }
+        }
+        sent_tokens_free(&tt);
     }
+    if (!st && failed) st = mm_error((mm_status)failed, "%s", msg);
     if (!st && n > 0) st = mm_predict(m->net, &x, 1024, &p);
     for (int i = 0; i < n && !st; i++) {
         memcpy(out[i].probs, p.data + (size_t)i * K, (size_t)K * sizeof(float));

@@ -53,10 +53,10 @@ static mm_status longest(const sent_config *cfg, sent_lang lang, const sent_voca
 mm_status sent_train(const sent_config *cfg0, const sent_corpus *c, const int *idx, int n, sent_model *out) {
     memset(out, 0, sizeof *out);
     sent_config cfg = *cfg0;
-    sent_config_defaults(&cfg);
     if (!idx) n = c->n;
     if (n < 1) return mm_error(MM_ERR_ARG, "no training examples");
     sent_lang lang = cfg.lang == SENT_ZH || cfg.lang == SENT_EN ? (sent_lang)cfg.lang : sent_detect_lang(c);
+    sent_config_defaults(&cfg, lang);
     sent_vocab v = {0};
     int max_len = 0;
     mm_status st = sent_vocab_build(c, idx, n, lang, tok_flags(&cfg), cfg.min_count, cfg.ngrams, cfg.buckets, &v);

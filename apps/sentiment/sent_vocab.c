@@ -24,7 +24,9 @@ static int slot_of(const sent_vocab *v, const char *s, size_t len, size_t *slot)
             *slot = k;
             return -1;
         }
-        if (strlen(v->words[id]) == len && !memcmp(v->words[id], s, len)) return id;
+        /* strncmp stops at the word's end; strnlen then rules out a longer word (no full
+         * strlen on every probe: this is the hot loop of predict) */
+        if (!strncmp(v->words[id], s, len) && strnlen(v->words[id], len + 1) == len) return id;
         k = (k + 1) & mask;
     }
 }
@@ -183,7 +185,16 @@ int sent_features(const sent_vocab *v, const sent_tokens *t, int drop, float *ro
     if (row && v->bag && n > 1) {
         /* binarized bag: sort, then keep one of each (but every <unk>, so that occlusion keeps
          * the row's length) */
-        qsort(row, (size_t)n, sizeof(float), cmp_float);
+        if (n <= 256) { /* insertion sort: rows are short, qsort's calls cost more */
+            for (int k = 1; k < n; k++) {
+                float x = row[k];
+                int j = k;
+                for (; j > 0 && row[j - 1] > x; j--) row[j] = row[j - 1];
+                row[j] = x;
+            }
+        } else {
+            qsort(row, (size_t)n, sizeof(float), cmp_float);
+        }
         int u = 1;
         for (int k = 1; k < n; k++)
             if (row[k] != row[u - 1] || row[k] == 1.0f) row[u++] = row[k];

@@ -139,7 +139,7 @@ typedef struct sent_config {
     int lowercase;      /* default 1 (-1: keep case) */
     int negation;       /* 1: not_ prefix in negation scopes (English), -1: none; default fasttext 1, others -1 */
     int min_count;      /* default 1 */
-    int ngrams;         /* default: fasttext 2, others 1 */
+    int ngrams;         /* default: fasttext 2 (zh: 3), nb 2, others 1 */
     int buckets;        /* default 100000 when ngrams > 1 */
     int dim;            /* embedding size; default fasttext 32, others 128 */
     int max_len;        /* input length cap; default from the data, at most 400 (en) / 1024 (zh) */
@@ -158,8 +158,8 @@ typedef struct sent_config {
 
 mm_status sent_kind_parse(const char *s, sent_kind *out);
 const char *sent_kind_name(sent_kind k);
-/* Fills the defaults of fields left 0. */
-void sent_config_defaults(sent_config *c);
+/* Fills the defaults of fields left 0 for texts in lang. */
+void sent_config_defaults(sent_config *c, sent_lang lang);
 
 /* A trained classifier with its text pipeline. */
 typedef struct sent_model {

@@ -21,7 +21,7 @@ static void usage(FILE *f) {
           "  textgen train    train a character or BPE language model (GPT or LSTM) on a text file\n"
           "  textgen generate sample text from a language model (KV cache, temperature, top-k, top-p)\n"
           "  textgen eval     validation loss of a language model on a text file\n"
-          "  sentiment train  train (or cross-validate) a sentiment classifier: fasttext, cnn or bilstm\n"
+          "  sentiment train  train (or cross-validate) a sentiment classifier: fasttext, cnn, bilstm, nb, nbft\n"
           "  sentiment eval   accuracy, macro-F1 and confusion matrix of a sentiment model\n"
           "  sentiment predict  label texts as JSON lines, with word-level explanations (--explain)\n"
           "  summary FILE     show a model file's layers, parameters, preprocessing and labels\n"

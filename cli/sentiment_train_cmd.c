@@ -90,7 +90,7 @@ int cmd_sentiment_train(int argc, char **argv) {
     cli_opt opts[] = {
         {"--data", OPT_STR, &data, "PATH", "labelled texts: a file or directory (default $MEDIAML_DATA/sentiment-en, else ../shared/data/sentiment-en)", 0},
         {"--format", OPT_STR, &format, "FMT", "auto (default), tsv, csv, fasttext or polarity (NAME.pos / NAME.neg)", 0},
-        {"--model", OPT_STR, &model, "TYPE", "fasttext (default), cnn, bilstm or nb (naive Bayes over the n-gram bag, then fine-tuned)", 0},
+        {"--model", OPT_STR, &model, "TYPE", "fasttext (default), cnn, bilstm, nb (naive Bayes over the n-gram bag) or nbft (nb and fasttext combined: the most accurate)", 0},
         {"--out", OPT_STR, &out, "FILE", "model file to write (required unless --cv)", 0},
         {"--cv", OPT_INT, &cv, "K", "K-fold stratified cross-validation: per-fold and mean accuracy and macro-F1", 0},
         {"--all", OPT_BOOL, &all, NULL, "train on all the data (no held-out 10%)", 0},
@@ -104,6 +104,7 @@ int cmd_sentiment_train(int argc, char **argv) {
         {"--dim", OPT_INT, &cfg.dim, "D", "embedding size (default: fasttext 10, cnn/bilstm 128; nb: one column per class)", 0},
         {"--max-len", OPT_INT, &cfg.max_len, "N", "input length cap in ids (default: the longest training text, at most fasttext 1024, cnn/bilstm 100 (en) / 256 (zh))", 0},
         {"--filters", OPT_INT, &cfg.filters, "N", "cnn: filters per width 3, 4, 5 (default 100)", 0},
+        {"--alpha", OPT_FLOAT, &cfg.alpha, "A", "nb: add-A smoothing of the naive-Bayes counts (default 1)", 0},
         {"--units", OPT_INT, &cfg.units, "N", "bilstm: units per direction (default 64)", 0},
         {"--dropout", OPT_FLOAT, &cfg.dropout, "P", "cnn/bilstm: dropout before the output layer (default 0.5)", 0},
         {"--epochs", OPT_INT, &cfg.epochs, "N", "epochs (default: fasttext 5, Chinese 10; cnn 4; bilstm 4; nb 0: naive Bayes alone)", 0},
@@ -115,7 +116,7 @@ int cmd_sentiment_train(int argc, char **argv) {
         {"--threads", OPT_INT, &threads, "T", "kernel threads (default $MEDIAML_THREADS, else the core count)", 0},
         {"--json", OPT_BOOL, &json, NULL, "JSON lines: one object per epoch (or fold) and one with the result", 0},
         {NULL, 0, NULL, NULL, NULL, 0}};
-    cli_cmd c = {"sentiment train", "[--data PATH] [--model fasttext|cnn|bilstm] --out FILE [OPTIONS]",
+    cli_cmd c = {"sentiment train", "[--data PATH] [--model fasttext|cnn|bilstm|nb|nbft] --out FILE [OPTIONS]",
                  "Trains a sentiment classifier on a fixed, seeded, stratified 90% of the data and evaluates it on the\n"
                  "other 10% (accuracy, macro-F1, confusion matrix); the model file carries the tokenizer settings,\n"
                  "vocabulary and labels. With --cv K, runs K-fold cross-validation instead.",
@@ -147,6 +148,7 @@ int cmd_sentiment_train(int argc, char **argv) {
             return cli_usage_error(&c, "%s must be at least 1, got %d", positive[i], *vals[i]);
     if (cli_find(&c, "--epochs")->seen && cfg.epochs == 0 && cfg.kind == SENT_NB) cfg.epochs = -1;
     if (cfg.ngrams > 8) return cli_usage_error(&c, "--ngrams must be at most 8, got %d", cfg.ngrams);
+    if (cli_find(&c, "--alpha")->seen && !(cfg.alpha > 0)) return cli_usage_error(&c, "--alpha must be positive, got %g", cfg.alpha);
     if (cli_find(&c, "--lr")->seen && !(cfg.lr > 0)) return cli_usage_error(&c, "--lr must be positive, got %g", cfg.lr);
     if (!(cfg.dropout >= 0 && cfg.dropout < 1)) return cli_usage_error(&c, "--dropout must be in [0, 1), got %g", cfg.dropout);
     if (cli_find(&c, "--dropout")->seen && cfg.dropout == 0) cfg.dropout = -1; /* explicit 0: none */

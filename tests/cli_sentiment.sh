@@ -70,6 +70,11 @@ expect_ok "train fasttext (3 epochs)" $S train --model fasttext --epochs 3 --dat
 check "one JSON line per epoch" [ "$(count '"epoch":')" -eq 3 ]
 at_least "fasttext test accuracy" "$(json_field accuracy "$TMP/out")" 0.74
 
+expect_ok "train nbft (2 epochs)" $S train --model nbft --epochs 2 --data "$EN" --out "$TMP/nbft.mm" --json
+at_least "nbft test accuracy" "$(json_field accuracy)" 0.77
+expect_ok "predict with nbft --explain" $S predict --model "$TMP/nbft.mm" --explain "a dull mess"
+check "nbft says neg" has '"label":"neg"'
+
 expect_ok "3-fold cross-validation (nb)" $S train --model nb --cv 3 --data "$EN" --json
 check "one line per fold" [ "$(count '"fold":')" -eq 3 ]
 at_least "nb 3-fold mean accuracy" "$(json_field mean_accuracy)" 0.76

@@ -11,8 +11,9 @@ int sent_argmax(const float *p, int k);
  * with the token (and the n-grams covering it) replaced by <unk>. */
 mm_status sent_explain_occlusion(sent_model *m, const sent_tokens *t, sent_prediction *o);
 
-/* Sets an nb network's weights from naive-Bayes counts over the input rows x [N, L] with
- * class labels y [N] (alpha: add-alpha smoothing). */
-mm_status sent_nb_init(sent_model *m, const mm_array *x, const mm_array *y, float alpha);
+/* Sets an nb network's weights (those named PREFIX + "features/embeddings", "classifier/kernel"
+ * and "classifier/bias") from naive-Bayes counts over the input rows x [N, L] with class
+ * labels y [N] (alpha: add-alpha smoothing). */
+mm_status sent_nb_init(sent_model *m, const char *prefix, const mm_array *x, const mm_array *y, float alpha);
 
 #endif

@@ -9,25 +9,25 @@
 
 #define META_KEY "app.sentiment"
 
-static const char *kind_names[] = {"fasttext", "cnn", "bilstm", "nb"};
+static const char *kind_names[] = {"fasttext", "cnn", "bilstm", "nb", "nbft"};
 
 mm_status sent_kind_parse(const char *s, sent_kind *out) {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (!strcmp(s, kind_names[i])) {
             *out = (sent_kind)i;
             return MM_OK;
         }
-    return mm_error(MM_ERR_ARG, "unknown model '%s' (expected fasttext, cnn, bilstm or nb)", s);
+    return mm_error(MM_ERR_ARG, "unknown model '%s' (expected fasttext, cnn, bilstm, nb or nbft)", s);
 }
 
-const char *sent_kind_name(sent_kind k) { return k >= SENT_FASTTEXT && k <= SENT_NB ? kind_names[k] : "?"; }
+const char *sent_kind_name(sent_kind k) { return k >= SENT_FASTTEXT && k <= SENT_NBFT ? kind_names[k] : "?"; }
 
 void sent_config_defaults(sent_config *c, sent_lang lang) {
     /* the nb model is a fastText network of width K, so it shares fastText's bag defaults */
-    int ft = c->kind == SENT_FASTTEXT || c->kind == SENT_NB;
+    int ft = sent_kind_is_bag(c->kind);
     /* Chinese characters carry less than English words: fastText gets character uni-, bi- and
      * trigrams and 10 epochs (90.0% in 10-fold CV on ChnSentiCorp, 89.8% with bigrams, 5 epochs) */
-    if (c->kind == SENT_FASTTEXT && lang == SENT_ZH) {
+    if ((c->kind == SENT_FASTTEXT || c->kind == SENT_NBFT) && lang == SENT_ZH) {
         if (!c->ngrams) c->ngrams = 3;
         if (!c->epochs) c->epochs = 10;
     }
@@ -41,6 +41,7 @@ void sent_config_defaults(sent_config *c, sent_lang lang) {
     if (!c->dim) c->dim = ft ? 10 : 128;
     if (!c->filters) c->filters = 100;
     if (!c->units) c->units = 64;
+    if (!(c->alpha > 0)) c->alpha = 1.0f;
     if (c->dropout == 0) c->dropout = 0.5f;
     if (c->dropout < 0) c->dropout = 0;
     /* nb: naive Bayes alone unless epochs of fine-tuning are asked for (they did not help in
@@ -75,6 +76,19 @@ static mm_model *network(const sent_config *c, int rows, int T, int K) {
     mm_model *m = mm_functional(sent_kind_name(c->kind));
     if (!m) return NULL;
     int x = mm_input(m, 1, (int[]){T}), h;
+    if (c->kind == SENT_NBFT) {
+        /* logits of both models, added: names as in the nb and fasttext networks, prefixed */
+        int a = mm_call(m, mm_Embedding(.input_dim = rows, .output_dim = K, .mask_zero = 1, .name = "nb_features"), x);
+        a = mm_call(m, mm_Dense(.units = K, .name = "nb_classifier"), mm_call(m, mm_GlobalAveragePooling1D(), a));
+        int b = mm_call(m, mm_Embedding(.input_dim = rows, .output_dim = c->dim, .mask_zero = 1, .name = "ft_features"), x);
+        b = mm_call(m, mm_Dense(.units = K, .name = "ft_classifier"), mm_call(m, mm_GlobalAveragePooling1D(), b));
+        int y = mm_call(m, mm_Activation(.activation = "softmax"), mm_call(m, mm_Add(), a, b));
+        if (y < 0) {
+            mm_model_free(m);
+            return NULL;
+        }
+        return m;
+    }
     if (c->kind == SENT_FASTTEXT || c->kind == SENT_NB) {
         /* nb: one column per class, set from naive-Bayes counts (sent_nb.c) */
         int d = c->kind == SENT_NB ? K : c->dim;
@@ -115,7 +129,7 @@ mm_status sent_model_build(const sent_config *c, sent_lang lang, const sent_voca
     out->net = network(c, sent_vocab_rows(v), max_len, n_labels);
     if (!out->net) return mm_error(MM_ERR_ARG, "building the %s network: %s", sent_kind_name(c->kind), mm_errmsg());
     mm_status st = sent_vocab_from_words(v->n - 2, v->words + 2, v->ngrams, v->buckets, &out->vocab);
-    out->vocab.bag = c->kind == SENT_FASTTEXT || c->kind == SENT_NB;
+    out->vocab.bag = sent_kind_is_bag(c->kind);
     if (!st) st = copy_labels(out, n_labels, labels);
     if (!st) st = mm_model_init_weights(out->net, c->seed);
     if (st) sent_model_free(out);

@@ -9,9 +9,10 @@
 #include "sentiment/sent_internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
-mm_status sent_nb_init(sent_model *m, const mm_array *x, const mm_array *y, float alpha) {
+mm_status sent_nb_init(sent_model *m, const char *prefix, const mm_array *x, const mm_array *y, float alpha) {
     const int K = m->n_labels, R = sent_vocab_rows(&m->vocab), N = x->shape[0], L = x->shape[1];
     double *count = calloc((size_t)R * K, sizeof(double)), *total = calloc((size_t)K, sizeof(double));
     double *prior = calloc((size_t)K, sizeof(double));
@@ -53,9 +54,13 @@ mm_status sent_nb_init(sent_model *m, const mm_array *x, const mm_array *y, floa
             kernel[k * K + k] = s;
             bias[k] = (float)log((prior[k] + 1) / (N + K)); /* add-one: a class may be absent */
         }
-        st = mm_model_set_weights(m->net, "features/embeddings", emb, (size_t)R * K);
-        if (!st) st = mm_model_set_weights(m->net, "classifier/kernel", kernel, (size_t)K * K);
-        if (!st) st = mm_model_set_weights(m->net, "classifier/bias", bias, (size_t)K);
+        char name[3][96];
+        snprintf(name[0], sizeof name[0], "%sfeatures/embeddings", prefix);
+        snprintf(name[1], sizeof name[1], "%sclassifier/kernel", prefix);
+        snprintf(name[2], sizeof name[2], "%sclassifier/bias", prefix);
+        st = mm_model_set_weights(m->net, name[0], emb, (size_t)R * K);
+        if (!st) st = mm_model_set_weights(m->net, name[1], kernel, (size_t)K * K);
+        if (!st) st = mm_model_set_weights(m->net, name[2], bias, (size_t)K);
     }
     free(count), free(total), free(prior), free(emb), free(kernel), free(bias), free(lp);
     return st;

@@ -50,6 +50,35 @@ static mm_status longest(const sent_config *cfg, sent_lang lang, const sent_voca
     return st;
 }
 
+/* nbft's fastText half: a fastText network trained alone on the same rows, its weights then
+ * copied into the ensemble's ft_ layers (the classifier's pre-softmax part). */
+static mm_status train_fasttext_part(const sent_config *cfg, sent_lang lang, sent_model *ens, const mm_dataset *d) {
+    sent_config fc = *cfg;
+    fc.kind = SENT_FASTTEXT;
+    sent_model ft;
+    mm_status st = sent_model_build(&fc, lang, &ens->vocab, ens->max_len, ens->n_labels, ens->labels, &ft);
+    if (st) return st;
+    const int n = d->x.shape[0], steps = fc.epochs * ((n + fc.batch_size - 1) / fc.batch_size);
+    st = mm_compile(ft.net, .optimizer = fc.optimizer, .loss = "sparse_categorical_crossentropy", .metrics = "accuracy",
+                    .learning_rate = fc.lr, .schedule = fc.decay > 0 && steps > 0 ? "cosine" : NULL, .decay_steps = steps);
+    if (!st && fc.epochs > 0)
+        st = mm_fit(ft.net, d, .epochs = fc.epochs, .batch_size = fc.batch_size, .seed = fc.seed, .callback = fc.progress,
+                    .user = fc.user);
+    static const char *from[] = {"features/embeddings", "classifier/kernel", "classifier/bias"};
+    static const char *to[] = {"ft_features/embeddings", "ft_classifier/kernel", "ft_classifier/bias"};
+    const size_t R = (size_t)sent_vocab_rows(&ens->vocab), D = (size_t)fc.dim, K = (size_t)ens->n_labels;
+    const size_t size[] = {R * D, D * K, K};
+    float *buf = st ? NULL : malloc(R * D * sizeof(float));
+    if (!st && !buf) st = mm_error(MM_ERR_NOMEM, "out of memory");
+    for (int i = 0; !st && i < 3; i++) {
+        st = mm_model_get_weights(ft.net, from[i], buf, size[i]);
+        if (!st) st = mm_model_set_weights(ens->net, to[i], buf, size[i]);
+    }
+    free(buf);
+    sent_model_free(&ft);
+    return st;
+}
+
 mm_status sent_train(const sent_config *cfg0, const sent_corpus *c, const int *idx, int n, sent_model *out) {
     memset(out, 0, sizeof *out);
     sent_config cfg = *cfg0;
@@ -60,7 +89,7 @@ mm_status sent_train(const sent_config *cfg0, const sent_corpus *c, const int *i
     sent_vocab v = {0};
     int max_len = 0;
     mm_status st = sent_vocab_build(c, idx, n, lang, tok_flags(&cfg), cfg.min_count, cfg.ngrams, cfg.buckets, &v);
-    v.bag = cfg.kind == SENT_FASTTEXT || cfg.kind == SENT_NB;
+    v.bag = sent_kind_is_bag(cfg.kind);
     if (!st) st = longest(&cfg, lang, &v, c, idx, n, &max_len);
     if (!st) st = sent_model_build(&cfg, lang, &v, max_len, c->n_labels, c->labels, out);
     sent_vocab_free(&v);
@@ -71,18 +100,21 @@ mm_status sent_train(const sent_config *cfg0, const sent_corpus *c, const int *i
     if (!st) {
         d.num_classes = c->n_labels;
         for (int e = 0; e < n; e++) d.y.data[e] = (float)c->label[idx ? idx[e] : e];
-        if (cfg.kind == SENT_NB) st = sent_nb_init(out, &d.x, &d.y, 1.0f);
+        if (cfg.kind == SENT_NB || cfg.kind == SENT_NBFT)
+            st = sent_nb_init(out, cfg.kind == SENT_NB ? "" : "nb_", &d.x, &d.y, cfg.alpha);
     }
     if (!st) {
-        /* decay over every step of the run (as fastText's linear decay to 0) */
+        /* (nbft: compiled for its file; its fastText half is trained in train_fasttext_part)
+     * decay over every step of the run (as fastText's linear decay to 0) */
         int steps = cfg.epochs * ((n + cfg.batch_size - 1) / cfg.batch_size);
         st = mm_compile(out->net, .optimizer = cfg.optimizer, .loss = "sparse_categorical_crossentropy",
                         .metrics = "accuracy", .learning_rate = cfg.lr, .schedule = cfg.decay > 0 && steps > 0 ? "cosine" : NULL,
                         .decay_steps = steps);
     }
-    if (!st && cfg.epochs > 0) /* nb with --epochs 0: naive Bayes alone */
+    if (!st && cfg.epochs > 0 && cfg.kind != SENT_NBFT) /* nb with --epochs 0: naive Bayes alone */
         st = mm_fit(out->net, &d, .epochs = cfg.epochs, .batch_size = cfg.batch_size, .seed = cfg.seed,
                     .callback = cfg.progress, .user = cfg.user);
+    if (!st && cfg.kind == SENT_NBFT) st = train_fasttext_part(&cfg, lang, out, &d);
     mm_dataset_free(&d);
     if (st) sent_model_free(out);
     return st;

@@ -131,7 +131,11 @@ int sent_features(const sent_vocab *v, const sent_tokens *t, int drop, float *ro
 /* nb: multinomial naive Bayes over the binarized word and n-gram bag, written into a fastText
  * network (one embedding column per class: centred log-probabilities) and then fine-tuned
  * discriminatively for the configured epochs, in the spirit of Wang & Manning's NBSVM. */
-typedef enum sent_kind { SENT_FASTTEXT = 0, SENT_CNN, SENT_BILSTM, SENT_NB } sent_kind;
+/* nbft: the product of the nb and fasttext models (their logits added), each trained on its
+ * own as above, in one network: an ensemble of two models that err differently. */
+typedef enum sent_kind { SENT_FASTTEXT = 0, SENT_CNN, SENT_BILSTM, SENT_NB, SENT_NBFT } sent_kind;
+/* Bag-of-features models (fasttext, nb, nbft): binarized rows, order does not matter. */
+static inline int sent_kind_is_bag(sent_kind k) { return k == SENT_FASTTEXT || k == SENT_NB || k == SENT_NBFT; }
 
 typedef struct sent_config {
     sent_kind kind;
@@ -145,6 +149,7 @@ typedef struct sent_config {
     int max_len;        /* input length cap; default from the data, at most 400 (en) / 1024 (zh) */
     int filters;        /* cnn: per width, default 100 (widths 3, 4, 5) */
     int units;          /* bilstm: per direction, default 64 */
+    float alpha;        /* nb: add-alpha smoothing of the counts, default 1 */
     float dropout;      /* cnn/bilstm: default 0.5 */
     int epochs;         /* see sent_config_defaults; -1: none (nb: naive Bayes alone) */
     int batch_size;     /* default fasttext 32, cnn/bilstm 50 */

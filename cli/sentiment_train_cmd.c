@@ -181,6 +181,7 @@ int cmd_sentiment_train(int argc, char **argv) {
         else tr[ntr++] = i;
     progress_state ps;
     progress_init(&ps, stdout, json, &interrupted);
+    ps.unit = "texts/s";
     cfg.progress = progress_callback;
     cfg.user = &ps;
     struct sigaction sa, old;

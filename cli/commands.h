@@ -20,6 +20,10 @@ int cmd_textgen_train(int argc, char **argv);
 int cmd_textgen_generate(int argc, char **argv);
 int cmd_textgen_eval(int argc, char **argv);
 int cmd_textgen_import_gpt2(int argc, char **argv);
+int cmd_sentiment(int argc, char **argv);
+int cmd_sentiment_train(int argc, char **argv);
+int cmd_sentiment_eval(int argc, char **argv);
+int cmd_sentiment_predict(int argc, char **argv);
 
 /* Applies --threads when given (T >= 1); returns 0 or EXIT_USAGE. */
 int cli_apply_threads(const cli_cmd *c, const char *flag, int threads);

@@ -2,10 +2,13 @@
 #include "json.h"
 
 #include <math.h>
+#include <string.h>
 
-void json_string(FILE *f, const char *s) {
+void json_string(FILE *f, const char *s) { json_string_n(f, s ? s : "", s ? strlen(s) : 0); }
+
+void json_string_n(FILE *f, const char *s, size_t len) {
     fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)s, *e = p + len; p < e; p++) {
         switch (*p) {
         case '"': fputs("\\\"", f); break;
         case '\\': fputs("\\\\", f); break;

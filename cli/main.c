@@ -23,6 +23,9 @@ static void usage(FILE *f) {
           "  textgen train    train a character or BPE language model (GPT or LSTM) on a text file\n"
           "  textgen generate sample text from a language model (KV cache, temperature, top-k, top-p)\n"
           "  textgen eval     validation loss of a language model on a text file\n"
+          "  sentiment train  train (or cross-validate) a sentiment classifier: fasttext, cnn, bilstm, nb, nbft\n"
+          "  sentiment eval   accuracy, macro-F1 and confusion matrix of a sentiment model\n"
+          "  sentiment predict  label texts as JSON lines, with word-level explanations (--explain)\n"
           "  summary FILE     show a model file's layers, parameters, preprocessing and labels\n"
           "\n"
           "Options:\n"
@@ -75,6 +78,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "vision")) return cmd_vision(argc - 1, argv + 1);
     if (!strcmp(cmd, "recommend")) return cmd_recommend(argc - 1, argv + 1);
     if (!strcmp(cmd, "textgen")) return cmd_textgen(argc - 1, argv + 1);
+    if (!strcmp(cmd, "sentiment")) return cmd_sentiment(argc - 1, argv + 1);
     if (!strcmp(cmd, "summary")) return cmd_summary(argc - 1, argv + 1);
     if (cmd[0] == '-') fprintf(stderr, "mediaml: unknown option '%s'\n", cmd);
     else fprintf(stderr, "mediaml: unknown command '%s'\n", cmd);

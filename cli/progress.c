@@ -36,6 +36,7 @@ void progress_init(progress_state *s, FILE *out, int json, const volatile sig_at
     memset(s, 0, sizeof *s);
     s->out = out;
     s->stop = stop;
+    s->unit = "img/s";
     s->mode = json ? PROGRESS_JSON : isatty(fileno(out)) ? PROGRESS_BAR : PROGRESS_LINES;
 }
 
@@ -48,8 +49,8 @@ static void draw_bar(progress_state *s, const mm_progress *p) {
     double per_batch = p->batch ? p->seconds / (double)p->batch : 0;
     duration(eta, sizeof eta, per_batch * (double)(p->batches - p->batch));
     double rate = p->seconds > 0 ? (double)p->seen / p->seconds : 0;
-    snprintf(line, sizeof line, "Epoch %d/%d [%s] %ld/%ld - loss: %.4f - accuracy: %.4f - %.0f img/s - ETA %s", p->epoch,
-             p->epochs, bar, p->batch, p->batches, p->loss, p->accuracy, rate, eta);
+    snprintf(line, sizeof line, "Epoch %d/%d [%s] %ld/%ld - loss: %.4f - accuracy: %.4f - %.0f %s - ETA %s", p->epoch,
+             p->epochs, bar, p->batch, p->batches, p->loss, p->accuracy, rate, s->unit, eta);
     int cols = terminal_columns(s->out);
     if ((int)strlen(line) > cols - 1) line[cols - 1] = 0;
     fprintf(s->out, "\r%s\033[K", line);
@@ -76,7 +77,7 @@ static void epoch_line(progress_state *s, const mm_progress *p) {
     fprintf(s->out, "Epoch %d/%d - %ld batches - loss: %.4f - accuracy: %.4f", p->epoch, p->epochs, p->batches, p->loss,
             p->accuracy);
     if (p->has_val) fprintf(s->out, " - val_loss: %.4f - val_accuracy: %.4f", p->val_loss, p->val_accuracy);
-    fprintf(s->out, " - %.1fs - %.0f img/s\n", p->seconds, rate);
+    fprintf(s->out, " - %.1fs - %.0f %s\n", p->seconds, rate, s->unit);
     fflush(s->out);
 }
 

@@ -22,6 +22,7 @@ typedef struct progress_state {
     double last_draw;                  /* monotonic time of the last bar update */
     double train_seconds;              /* training time of the epoch so far (no validation) */
     int bar_shown;                     /* a bar line is on screen */
+    const char *unit;                  /* rate in text output: "img/s" unless set after init */
 } progress_state;
 
 /* PROGRESS_BAR when out is a terminal, else PROGRESS_LINES; PROGRESS_JSON when json. */

@@ -221,6 +221,16 @@ typedef struct mm_position_embedding_args {
     const char *name;
 } mm_position_embedding_args;
 
+typedef struct mm_conv1d_args {
+    int filters;
+    int kernel_size;
+    const char *padding;        /* "valid" (the default and the only one supported) */
+    const char *activation;
+    int use_bias;               /* default 1 (set -1 for no bias) */
+    int input_shape[MM_MAX_DIMS];
+    const char *name;
+} mm_conv1d_args;
+
 typedef struct mm_merge_args {
     int axis;                   /* Concatenate: axis counted with the batch as 0, default -1 */
     const char *name;
@@ -260,7 +270,12 @@ mm_layer *mm_layer_layernorm(mm_layernorm_args a);
 mm_layer *mm_layer_mha(mm_mha_args a);
 /* Adds position information to [T, C] sequences: a learned table or the sinusoidal one. */
 mm_layer *mm_layer_position_embedding(mm_position_embedding_args a);
+/* Mean over the steps; with a padding mask (Embedding(mask_zero)) over the real steps only. */
 mm_layer *mm_layer_global_avg_pool1d(mm_simple_args a);
+/* Maximum over the steps (max-over-time pooling); with a mask over the real steps only. */
+mm_layer *mm_layer_global_max_pool1d(mm_simple_args a);
+/* 1-D convolution over [T, C] sequences: kernel [kernel_size, C, filters], stride 1, valid. */
+mm_layer *mm_layer_conv1d(mm_conv1d_args a);
 mm_layer *mm_layer_conv2d(mm_conv2d_args a);
 mm_layer *mm_layer_maxpool2d(mm_pool2d_args a);
 mm_layer *mm_layer_avgpool2d(mm_pool2d_args a);
@@ -293,6 +308,8 @@ mm_layer *mm_layer_batchnorm(mm_batchnorm_args a);
 #define mm_MultiHeadAttention(...) mm_layer_mha((mm_mha_args){__VA_ARGS__})
 #define mm_PositionEmbedding(...) mm_layer_position_embedding((mm_position_embedding_args){__VA_ARGS__})
 #define mm_GlobalAveragePooling1D(...) mm_layer_global_avg_pool1d((mm_simple_args){__VA_ARGS__})
+#define mm_GlobalMaxPooling1D(...) mm_layer_global_max_pool1d((mm_simple_args){__VA_ARGS__})
+#define mm_Conv1D(...) mm_layer_conv1d((mm_conv1d_args){__VA_ARGS__})
 
 /* ------------------------------------------------------------------ model */
 
@@ -410,6 +427,13 @@ int mm_model_output_shape(const mm_model *m, int *shape);
 /* Initializes weights (glorot_uniform kernels, zero biases) from a seed. Called by compile
  * with seed 0 if not called before. */
 mm_status mm_model_init_weights(mm_model *m, uint64_t seed);
+
+/* One weight by name, "<layer>/<weight>" as mm_summary and model files show it (e.g.
+ * "features/embeddings", "dense/kernel"), like Keras's get_weights/set_weights: size must be
+ * the weight's number of values; set initializes the other weights first if needed (so a
+ * later compile keeps them) and rejects non-finite values. */
+mm_status mm_model_get_weights(mm_model *m, const char *name, float *out, size_t size);
+mm_status mm_model_set_weights(mm_model *m, const char *name, const float *data, size_t size);
 
 /* Preprocessing and free-form metadata stored with the model. */
 void mm_model_set_preprocess(mm_model *m, const mm_preprocess *p);

@@ -325,6 +325,33 @@ def torch_sgd(nesterov):
 opt_case("sgd_momentum", *torch_sgd(False))
 opt_case("sgd_nesterov", *torch_sgd(True))
 
+# ------------------------------------------------------------------ sequence conv and pooling
+# (added after every earlier case, so the earlier random draws and tensors are unchanged)
+
+def conv1d(x, w, b=None):
+    """mediaml conv1d: x [B, T, C], kernel [K, C, F] -> [B, T-K+1, F]."""
+    return F.conv1d(x.transpose(1, 2), w.permute(2, 1, 0), b).transpose(1, 2)
+
+
+case("conv1d", [randn(2, 7, 4), randn(3, 4, 5, scale=0.5), randn(5)], conv1d, [1, 1, 1])
+case("conv1d_nobias", [randn(2, 5, 3), randn(5, 3, 2, scale=0.5)], conv1d, [1, 1])
+
+POOL_MASK = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]], dtype=D)
+
+
+def masked_avg(x, m):
+    return (x * m[..., None]).sum(1) / torch.clamp(m.sum(1, keepdim=True), min=1)
+
+
+def masked_max(x, m):
+    y = torch.where(m[..., None] > 0, x, torch.full_like(x, -float("inf"))).max(1).values
+    return torch.where(m.sum(1, keepdim=True) > 0, y, torch.zeros_like(y))
+
+
+case("global_avg_pool1d_masked", [randn(3, 5, 4), POOL_MASK], masked_avg, [1, 0])
+case("global_max_pool1d_masked", [distinct(3, 5, 4), POOL_MASK], masked_max, [1, 0])
+case("global_max_pool1d", [distinct(2, 5, 3)], lambda x: x.max(1).values, [1])
+
 # ------------------------------------------------------------------ write
 
 

@@ -6,6 +6,8 @@
 #   expect_fail NAME STATUS RE CMD...   passes when CMD exits STATUS and stderr matches RE
 #   check NAME CONDITION...             passes when CONDITION (a command) succeeds
 #   has RE [FILE] / count RE [FILE]     grep -E on the last stdout (or FILE)
+#   at_least NAME VALUE MIN             passes when VALUE >= MIN (decimals)
+#   json_field KEY [FILE]               the last number after "KEY": in the last stdout (or FILE)
 #   finish                              prints the totals; exit status 0 only if nothing failed
 SRC=${MEDIAML_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 DATA_ROOT=${MEDIAML_DATA:-$SRC/../shared/data}
@@ -38,6 +40,8 @@ check() {
 }
 has() { grep -Eq -- "$1" "${2:-$TMP/out}"; }
 count() { grep -Ec -- "$1" "${2:-$TMP/out}"; }
+at_least() { check "$1 ($2 >= $3)" awk -v v="$2" -v m="$3" 'BEGIN { exit !(v + 0 >= m + 0) }'; }
+json_field() { grep -o "\"$1\":[-0-9.e]*" "${2:-$TMP/out}" | tail -1 | cut -d: -f2; }
 finish() {
     echo "$passed passed, $failed failed"
     [ "$failed" -eq 0 ]

@@ -104,6 +104,16 @@ static mm_node *b_conv_net(mm_graph *g, mm_node **p, int n, const pcase *c) {
 }
 
 /* P(name, number of inputs, builder, optional designated fields) */
+static mm_node *b_conv1d(mm_graph *g, mm_node **p, int n, const pcase *c) {
+    (void)c;
+    return mm_g_conv1d(g, p[0], p[1], n > 2 ? p[2] : NULL);
+}
+
+/* i: is_max */
+static mm_node *b_gpool(mm_graph *g, mm_node **p, int n, const pcase *c) {
+    return mm_g_global_pool1d(g, p[0], n > 1 ? p[1] : NULL, c->i[0]);
+}
+
 #define P(nm, n, ...) {.name = (nm), .n_in = (n), .fn = __VA_ARGS__}
 static const pcase cases[] = {
     P("matmul_bias", 3, b_matmul),
@@ -170,6 +180,11 @@ static const pcase cases[] = {
     P("conv_net", 6, b_conv_net),
     P("dot_rows", 2, b_dot),
     P("dot_3d", 2, b_dot),
+    P("conv1d", 3, b_conv1d),
+    P("conv1d_nobias", 2, b_conv1d),
+    P("global_avg_pool1d_masked", 2, b_gpool, .i = {0}),
+    P("global_max_pool1d_masked", 2, b_gpool, .i = {1}),
+    P("global_max_pool1d", 1, b_gpool, .i = {1}),
 };
 
 /* ------------------------------------------------------------------ runner */

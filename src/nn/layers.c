@@ -12,14 +12,14 @@ static const char *class_names[MM_LAYER_TYPES] = {
     "Dense", "Conv2D", "MaxPooling2D", "AveragePooling2D", "Flatten", "Dropout", "Activation",
     "BatchNormalization", "Embedding", "Add", "Multiply", "Concatenate", "Dot", "Reshape", "Slice",
     "LayerNormalization", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "MultiHeadAttention",
-    "PositionEmbedding", "GlobalAveragePooling1D"};
+    "PositionEmbedding", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "Conv1D"};
 
 /* Keras's default layer names (conv2d, conv2d_1, ...). */
 static const char *base_names[MM_LAYER_TYPES] = {
     "dense", "conv2d", "max_pooling2d", "average_pooling2d", "flatten", "dropout", "activation",
     "batch_normalization", "embedding", "add", "multiply", "concatenate", "dot", "reshape", "slice",
     "layer_normalization", "simple_rnn", "lstm", "gru", "bidirectional", "multi_head_attention",
-    "position_embedding", "global_average_pooling1d"};
+    "position_embedding", "global_average_pooling1d", "global_max_pooling1d", "conv1d"};
 
 const char *mm_layer_class_name(int type) { return class_names[type]; }
 const char *mm_layer_base_name(int type) { return base_names[type]; }

@@ -1,5 +1,6 @@
 /* Sequence layers with Keras names and defaults: LayerNormalization, SimpleRNN, LSTM, GRU,
- * Bidirectional, MultiHeadAttention, PositionEmbedding, GlobalAveragePooling1D. Shapes exclude
+ * Bidirectional, MultiHeadAttention, PositionEmbedding, GlobalAveragePooling1D, GlobalMaxPooling1D,
+ * Conv1D. Shapes exclude
  * the batch: sequences are [T, C]. Padding masks come from Embedding(mask_zero) and flow to
  * the recurrent and attention layers as in Keras. */
 #include "nn/model_internal.h"
@@ -104,6 +105,19 @@ mm_layer *mm_layer_position_embedding(mm_position_embedding_args a) {
 }
 
 mm_layer *mm_layer_global_avg_pool1d(mm_simple_args a) { return seq_layer(MM_GLOBAL_AVG_POOL1D, a.input_shape, a.name); }
+mm_layer *mm_layer_global_max_pool1d(mm_simple_args a) { return seq_layer(MM_GLOBAL_MAX_POOL1D, a.input_shape, a.name); }
+
+mm_layer *mm_layer_conv1d(mm_conv1d_args a) {
+    mm_layer *l = seq_layer(MM_CONV1D, a.input_shape, a.name);
+    if (!l) return NULL;
+    l->units = a.filters;
+    l->kernel[0] = a.kernel_size;
+    l->same = a.padding && strcmp(a.padding, "valid") ? -1 : 0; /* only "valid" */
+    snprintf(l->activation, sizeof l->activation, "%s", a.activation ? a.activation : "linear");
+    l->alpha = 0.3f;
+    l->use_bias = a.use_bias >= 0;
+    return l;
+}
 
 /* ---- shapes and parameters ---- */
 
@@ -212,7 +226,25 @@ mm_status mm_seq_layer_attach(mm_model *m, mm_layer *l, const int *ndims, const 
             l->param[l->n_params++] = t;
         }
         break;
+    case MM_CONV1D: {
+        if (l->units < 1) return mm_error(MM_ERR_ARG, "%s: filters must be >= 1 (got %d)", nm, l->units);
+        if (l->kernel[0] < 1) return mm_error(MM_ERR_ARG, "%s: kernel_size must be >= 1 (got %d)", nm, l->kernel[0]);
+        if (l->same) return mm_error(MM_ERR_ARG, "%s: Conv1D supports padding \"valid\" only", nm);
+        if (!mm_activation_known(l->activation)) return mm_error(MM_ERR_ARG, "%s: unknown activation '%s'", nm, l->activation);
+        if (in[0] < l->kernel[0])
+            return mm_error(MM_ERR_SHAPE, "%s: %d steps are fewer than kernel_size %d", nm, in[0], l->kernel[0]);
+        int ks[3] = {l->kernel[0], c, l->units};
+        int w = mm_model_add_param(m, nm, "kernel", 3, ks, 1, MM_INIT_GLOROT, l->kernel[0] * c, l->kernel[0] * l->units);
+        int b = l->use_bias ? mm_model_add_param(m, nm, "bias", 1, &l->units, 1, MM_INIT_ZEROS, 0, 0) : 0;
+        if (w < 0 || b < 0) return mm_error(MM_ERR_NOMEM, "out of memory");
+        l->param[l->n_params++] = w;
+        if (l->use_bias) l->param[l->n_params++] = b;
+        l->out_shape[0] = in[0] - l->kernel[0] + 1;
+        l->out_shape[1] = l->units;
+        break;
+    }
     case MM_GLOBAL_AVG_POOL1D:
+    case MM_GLOBAL_MAX_POOL1D:
         memset(l->out_shape, 0, sizeof l->out_shape);
         l->out_ndim = 1;
         l->out_shape[0] = c;
@@ -273,7 +305,15 @@ mm_node *mm_seq_layer_build(mm_model *m, mm_layer *l, mm_graph *g, mm_node **xs,
         return l->input_dim > 0 ? mm_g_add_positions(g, x, mm_layer_param_node(m, g, l->param[0], training))
                                 : mm_g_sinusoidal_positions(g, x);
     case MM_GLOBAL_AVG_POOL1D:
-        return mm_g_mean(g, x, 1, 0);
+        /* Keras: the mean over the real (unmasked) steps */
+        return mask ? mm_g_global_pool1d(g, x, mask, 0) : mm_g_mean(g, x, 1, 0);
+    case MM_GLOBAL_MAX_POOL1D:
+        return mm_g_global_pool1d(g, x, mask, 1);
+    case MM_CONV1D: {
+        mm_node *w = mm_layer_param_node(m, g, l->param[0], training);
+        mm_node *b = l->use_bias ? mm_layer_param_node(m, g, l->param[1], training) : NULL;
+        return mm_g_activation(g, mm_g_conv1d(g, x, w, b), l->activation, l->alpha);
+    }
     }
     mm_error(MM_ERR_ARG, "%s: not a sequence layer", l->name);
     return NULL;
@@ -315,6 +355,13 @@ void mm_seq_layer_to_json(const mm_layer *l, cJSON *c) {
         break;
     case MM_POSITION_EMBEDDING:
         cJSON_AddNumberToObject(c, "sequence_length", l->input_dim);
+        break;
+    case MM_CONV1D:
+        cJSON_AddNumberToObject(c, "filters", l->units);
+        cJSON_AddNumberToObject(c, "kernel_size", l->kernel[0]);
+        cJSON_AddStringToObject(c, "padding", "valid");
+        cJSON_AddStringToObject(c, "activation", l->activation);
+        cJSON_AddBoolToObject(c, "use_bias", l->use_bias);
         break;
     default:
         break;
@@ -360,6 +407,18 @@ mm_layer *mm_seq_layer_from_json(int type, const cJSON *c, const char *name) {
                                                                         .name = name});
     case MM_GLOBAL_AVG_POOL1D:
         return mm_layer_global_avg_pool1d((mm_simple_args){.name = name});
+    case MM_GLOBAL_MAX_POOL1D:
+        return mm_layer_global_max_pool1d((mm_simple_args){.name = name});
+    case MM_CONV1D: {
+        const cJSON *act = cJSON_GetObjectItemCaseSensitive(c, "activation"), *pad = cJSON_GetObjectItemCaseSensitive(c, "padding");
+        const cJSON *k = cJSON_GetObjectItemCaseSensitive(c, "kernel_size");
+        if (cJSON_IsArray(k) && cJSON_GetArraySize(k) == 1) k = cJSON_GetArrayItem(k, 0);
+        return mm_layer_conv1d((mm_conv1d_args){.filters = (int)num(c, "filters", 0),
+                                                .kernel_size = cJSON_IsNumber(k) ? k->valueint : 0,
+                                                .padding = cJSON_IsString(pad) ? pad->valuestring : NULL,
+                                                .activation = cJSON_IsString(act) ? act->valuestring : NULL,
+                                                .use_bias = num(c, "use_bias", 1) != 0 ? 1 : -1, .name = name});
+    }
     }
     mm_error(MM_ERR_FORMAT, "architecture: not a sequence layer");
     return NULL;

@@ -96,6 +96,35 @@ float *mm_param_grad(mm_model *m, int i) {
 
 long mm_count_params(const mm_model *m) { return (long)(m->n_weights + m->n_state); }
 
+static int param_named(const mm_model *m, const char *name) {
+    for (int i = 0; name && i < m->n_params; i++)
+        if (!strcmp(m->params[i].name, name)) return i;
+    return -1;
+}
+
+mm_status mm_model_get_weights(mm_model *m, const char *name, float *out, size_t size) {
+    int i = param_named(m, name);
+    if (i < 0) return mm_error(MM_ERR_ARG, "no weight named '%s'", name ? name : "(null)");
+    if (m->params[i].size != size)
+        return mm_error(MM_ERR_SHAPE, "weight '%s' has %zu values, not %zu", name, m->params[i].size, size);
+    if (!m->weights_ready) return mm_error(MM_ERR_STATE, "weights of '%s' are not initialized yet", name);
+    memcpy(out, mm_param_value(m, i), size * sizeof(float));
+    return MM_OK;
+}
+
+mm_status mm_model_set_weights(mm_model *m, const char *name, const float *data, size_t size) {
+    int i = param_named(m, name);
+    if (i < 0) return mm_error(MM_ERR_ARG, "no weight named '%s'", name ? name : "(null)");
+    if (m->params[i].size != size)
+        return mm_error(MM_ERR_SHAPE, "weight '%s' has %zu values, not %zu", name, m->params[i].size, size);
+    for (size_t k = 0; k < size; k++)
+        if (!isfinite(data[k])) return mm_error(MM_ERR_NUMERIC, "weight '%s': value %zu is not finite", name, k);
+    /* the other weights get their initializers first, so that compile keeps what is set here */
+    if (!m->weights_ready) mm_model_init_weights(m, 0);
+    memcpy(mm_param_value(m, i), data, size * sizeof(float));
+    return MM_OK;
+}
+
 mm_status mm_model_init_weights(mm_model *m, uint64_t seed) {
     mm_rng rng = {mm_hash64(seed ^ 0x6D656469616D6Cull)};
     for (int i = 0; i < m->n_params; i++) {

@@ -34,6 +34,8 @@ enum mm_layer_type {
     MM_MHA,
     MM_POSITION_EMBEDDING,
     MM_GLOBAL_AVG_POOL1D,
+    MM_GLOBAL_MAX_POOL1D,
+    MM_CONV1D,
     MM_LAYER_TYPES
 };
 

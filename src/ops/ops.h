@@ -184,4 +184,11 @@ mm_node *mm_g_last_step(mm_graph *g, mm_node *seq, mm_node *mask);
 mm_node *mm_g_first_step(mm_graph *g, mm_node *seq, mm_node *mask);
 /* ---- end recurrent layers ---- */
 
+/* ---- sequence convolution and pooling (src/ops/conv1d.c, src/ops/pool1d.c) ---- */
+/* x [B, T, C] * w [K, C, F] (+ b [F] or NULL) -> [B, T-K+1, F]: stride 1, valid padding. */
+mm_node *mm_g_conv1d(mm_graph *g, mm_node *x, mm_node *w, mm_node *b);
+/* x [B, T, C] -> [B, C]: mean (is_max 0) or maximum (is_max 1) over the steps whose mask
+ * [B, T] is nonzero (all steps when mask is NULL); a row without real steps gives 0. */
+mm_node *mm_g_global_pool1d(mm_graph *g, mm_node *x, mm_node *mask, int is_max);
+
 #endif

@@ -40,8 +40,8 @@
 # and bench/out/recommend_mf_bench (the compiled C program).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+BENCH_IDLE_WAIT="${BENCH_IDLE_WAIT:-10}"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 BUILD=build
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then BUILD="$1"; shift; fi
@@ -73,37 +73,18 @@ SCALE_REPEATS="${SCALE_REPEATS:-1}"
 TORCH_CONFIGS="${TORCH_CONFIGS:-default omp1 blas1 sparse1}"
 MEDIAML_CONFIGS="${MEDIAML_CONFIGS:-mediaml mediaml1}"
 DATA="${MEDIAML_DATA:-../shared/data}/movielens-100k"
-PY=/usr/bin/python3
-OUT="$ROOT/bench/out"
-mkdir -p "$OUT"
 
-[ -f "$BUILD/libmediaml.a" ] || {
-  echo "recommend.sh: $BUILD/libmediaml.a not found; build first:" >&2
-  echo "  cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=Release && cmake --build $BUILD" >&2
-  exit 1
-}
+need_file recommend.sh "$BUILD/libmediaml.a" "build first: cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=Release && cmake --build $BUILD"
 for f in u.data u1.base u1.test; do
   [ -f "$DATA/$f" ] || { echo "recommend.sh: $DATA/$f not found (set MEDIAML_DATA)" >&2; exit 1; }
 done
-"$PY" -c 'import torch, numpy' 2>/dev/null || {
-  echo "recommend.sh: $PY cannot import torch and numpy (apt-get install python3-torch python3-numpy)" >&2
-  exit 1; }
+need_torch recommend.sh numpy
 
 BIN="$OUT/recommend_mf_bench"
 echo "building $BIN against $BUILD/libmediaml.a"
 cc -O2 -std=c11 -Wall -Wextra bench/recommend_mf_bench.c -I include -I apps -L "$BUILD" -lmediaml \
   -fopenmp -lopenblas -lcjson -lpcre2-8 -lz -lpng -lm -o "$BIN"
 
-# Two cores: pin to two CPUs where the machine has more.
-PIN=()
-NCPU="$(nproc)"
-CPUS="${BENCH_CPUS:-}"
-if [ -z "$CPUS" ] && [ "$NCPU" -gt 2 ]; then CPUS=0,1; fi
-if [ -n "$CPUS" ] && command -v taskset >/dev/null; then PIN=(taskset -c "$CPUS"); fi
-
-# A clean thread environment for every run; each configuration sets its own.
-BASE_ENV=(env -u OMP_NUM_THREADS -u OPENBLAS_NUM_THREADS -u MKL_NUM_THREADS -u GOTO_NUM_THREADS
-          -u MEDIAML_THREADS)
 COMMON=(--factors "$FACTORS" --data "$DATA")
 
 run_config() { # name -> command line
@@ -127,22 +108,6 @@ T_START="$(date +%s)"
 UPTIME_START="$(uptime)"
 echo "start: $UPTIME_START"
 echo "ml-100k u1: epochs=$EPOCHS factors=$FACTORS repeats=$REPEATS configs: ${CONFIGS[*]}${PIN:+ (pinned: ${PIN[*]})}"
-
-# Busy CPU jiffies (all CPUs) from /proc/stat, and the clock-tick rate, to measure how much CPU
-# other processes took while a run was going (contention from whatever else the machine runs).
-busy_jiffies() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
-HZ="$(getconf CLK_TCK)"
-# Before each run, wait up to BENCH_IDLE_WAIT seconds (default 10) for the machine to be quiet
-# (under 15% of the CPUs busy over one second); the run goes ahead regardless after that.
-IDLE_WAIT="${BENCH_IDLE_WAIT:-10}"
-wait_quiet() {
-  local waited=0 b0 b1
-  while [ "$waited" -lt "$IDLE_WAIT" ]; do
-    b0="$(busy_jiffies)"; sleep 1; b1="$(busy_jiffies)"; waited=$((waited + 1))
-    [ $(( (b1 - b0) * 100 )) -lt $(( 15 * HZ * NCPU )) ] && return 0
-  done
-  return 0
-}
 
 # one_run PART NAME REP TAG ARGS... : runs configuration NAME with extra ARGS, appends a JSON line.
 one_run() {

@@ -39,8 +39,7 @@
 # bench/out/textgen_runs.jsonl (one JSON line per run) and bench/out/textgen_<config>_<run>.log.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 BUILD=build
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then BUILD="$1"; shift; fi
@@ -64,10 +63,7 @@ REPEATS="${REPEATS:-1}"
 TORCH_CONFIGS="${TORCH_CONFIGS:-default blas1 omp1 t2blas1}"
 MEDIAML_CONFIGS="${MEDIAML_CONFIGS:-mediaml mediaml1}"
 DATA="${MEDIAML_DATA:-../shared/data}/tinyshakespeare/input.txt"
-PY=/usr/bin/python3
-OUT="$ROOT/bench/out"
 BIN="$BUILD/mediaml"
-mkdir -p "$OUT"
 
 [ -x "$BIN" ] || {
   echo "textgen.sh: $BIN not found; build first:" >&2
@@ -76,28 +72,7 @@ mkdir -p "$OUT"
 }
 [ -f "$DATA" ] || { echo "textgen.sh: $DATA not found (set MEDIAML_DATA)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "textgen.sh: /usr/bin/time not found (apt-get install time)" >&2; exit 1; }
-"$PY" -c 'import torch' 2>/dev/null || {
-  echo "textgen.sh: $PY cannot import torch (apt-get install python3-torch)" >&2; exit 1; }
-
-PIN=()
-NCPU="$(nproc)"
-CPUS="${BENCH_CPUS:-}"
-if [ -z "$CPUS" ] && [ "$NCPU" -gt 2 ]; then CPUS=0,1; fi
-if [ -n "$CPUS" ] && command -v taskset >/dev/null; then PIN=(taskset -c "$CPUS"); fi
-BASE_ENV=(env -u OMP_NUM_THREADS -u OPENBLAS_NUM_THREADS -u MKL_NUM_THREADS -u GOTO_NUM_THREADS
-          -u MEDIAML_THREADS)
-
-busy_jiffies() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
-HZ="$(getconf CLK_TCK)"
-IDLE_WAIT="${BENCH_IDLE_WAIT:-20}"
-wait_quiet() {
-  local waited=0 b0 b1
-  while [ "$waited" -lt "$IDLE_WAIT" ]; do
-    b0="$(busy_jiffies)"; sleep 1; b1="$(busy_jiffies)"; waited=$((waited + 1))
-    [ $(( (b1 - b0) * 100 )) -lt $(( 15 * HZ * NCPU )) ] && return 0
-  done
-  return 0
-}
+need_torch textgen.sh
 
 VAL_ARGS=()
 [ "$VALW" -gt 0 ] && VAL_ARGS=(--val-windows "$VALW")

@@ -25,6 +25,15 @@ int cmd_sentiment_train(int argc, char **argv);
 int cmd_sentiment_eval(int argc, char **argv);
 int cmd_sentiment_predict(int argc, char **argv);
 
+/* A command group's subcommands, ending with {NULL}: dispatches argv[1] (argv[0] is the group
+ * word) or prints the group's help made from about and the table. */
+typedef struct cli_subcommand {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help; /* one line; a continuation starts with "\n" and spaces */
+} cli_subcommand;
+int cli_dispatch(const char *group, const char *about, const cli_subcommand *subs, int argc, char **argv);
+
 /* Applies --threads when given (T >= 1); returns 0 or EXIT_USAGE. */
 int cli_apply_threads(const cli_cmd *c, const char *flag, int threads);
 

@@ -85,7 +85,7 @@ int cmd_sentiment_train(int argc, char **argv) {
         {"--all", OPT_BOOL, &all, NULL, "train on all the data (no held-out 10%)", 0},
         {"--lang", OPT_STR, &lang, "L", "en (words), zh (characters) or auto (default: zh when a fifth of the characters are CJK)", 0},
         {"--keep-case", OPT_BOOL, &keep_case, NULL, "do not lower-case", 0},
-        {"--negation", OPT_BOOL, &negation, NULL, "English: prefix not_ to the words after a negation up to the next . , : ; ! ? (default for fasttext)", 0},
+        {"--negation", OPT_BOOL, &negation, NULL, "English: prefix not_ to the words after a negation up to the next . , : ; ! ? (default for fasttext and cnn)", 0},
         {"--no-negation", OPT_BOOL, &no_negation, NULL, "no negation scopes (default for the other models)", 0},
         {"--min-count", OPT_INT, &cfg.min_count, "N", "vocabulary: words seen at least N times, others are <unk> (default 1)", 0},
         {"--ngrams", OPT_INT, &cfg.ngrams, "N", "hashed token n-grams up to N (default: fasttext 2, Chinese 3; nb 2; others 1)", 0},

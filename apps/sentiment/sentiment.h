@@ -141,7 +141,7 @@ typedef struct sent_config {
     sent_kind kind;
     int lang;           /* SENT_EN, SENT_ZH, or -1: detect from the training texts */
     int lowercase;      /* default 1 (-1: keep case) */
-    int negation;       /* 1: not_ prefix in negation scopes (English), -1: none; default fasttext 1, others -1 */
+    int negation;       /* 1: not_ prefix in negation scopes (English), -1: none; default fasttext and cnn 1, others -1 */
     int min_count;      /* default 1 */
     int ngrams;         /* default: fasttext 2 (zh: 3), nb 2, others 1 */
     int buckets;        /* default 100000 when ngrams > 1 */

@@ -505,6 +505,9 @@ const char *mm_st_meta(const mm_st_file *f, const char *key);
  * atomically. */
 mm_status mm_st_write(const char *path, const mm_st_file *f);
 
+/* Reads a file (at most limit bytes; 0 = all of it) into a new NUL-terminated buffer the caller
+ * frees; *len excludes the NUL. */
+mm_status mm_read_file(const char *path, size_t limit, char **buf, size_t *len);
 /* Writes buf to path atomically: temp file in the same directory, fsync, rename, fsync dir. */
 mm_status mm_write_file_atomic(const char *path, const void *buf, size_t len);
 

@@ -42,7 +42,7 @@ expect_fail "generate --top-p 0" 2 "--top-p must be in" "$BIN" textgen generate 
 expect_fail "generate --temperature -1" 2 "--temperature must not be negative" "$BIN" textgen generate --model m --temperature -1
 expect_fail "generate --top-k -1" 2 "--top-k must not be negative" "$BIN" textgen generate --model m --top-k -1
 expect_fail "generate missing model file" 1 "^mediaml: .*no-such.mm" "$BIN" textgen generate --model "$TMP/no-such.mm"
-expect_fail "train missing data file" 1 "^mediaml: .*no-such.txt: No such file" "$BIN" textgen train --data "$TMP/no-such.txt" --out "$TMP/m.mm"
+expect_fail "train missing data file" 1 "^mediaml: .*no-such.txt: cannot open: No such file" "$BIN" textgen train --data "$TMP/no-such.txt" --out "$TMP/m.mm"
 printf 'abc\377def\n' >"$TMP/bad.txt"
 expect_fail "train on invalid UTF-8" 1 "not UTF-8 text.*byte offset 3" "$BIN" textgen train --data "$TMP/bad.txt" --out "$TMP/m.mm"
 : >"$TMP/empty.txt"

@@ -477,8 +477,32 @@ static void test_preprocess(void) {
     mm_array_free(&a);
 }
 
+/* mm_read_file: whole files, limits, files larger than its first buffer, missing files. */
+static void test_read_file(void) {
+    char *buf = NULL;
+    size_t len = 0;
+    CHECK_ERR(mm_read_file(tpath("absent.txt"), 0, &buf, &len), MM_ERR_IO, "cannot open");
+    CHECK(buf == NULL && len == 0, "a failed read leaves no buffer");
+    size_t n = 200000; /* over the 64 KiB first buffer: exercises growth */
+    char *data = malloc(n);
+    for (size_t i = 0; i < n; i++) data[i] = (char)('a' + i % 26);
+    CHECK_OK(mm_write_file_atomic(tpath("big.txt"), data, n));
+    CHECK_OK(mm_read_file(tpath("big.txt"), 0, &buf, &len));
+    CHECK(len == n && buf && memcmp(buf, data, n) == 0 && buf[n] == 0, "whole file read back (%zu bytes)", len);
+    free(buf);
+    CHECK_OK(mm_read_file(tpath("big.txt"), 70000, &buf, &len));
+    CHECK(len == 70000 && buf && memcmp(buf, data, len) == 0 && buf[len] == 0, "limit 70000: got %zu", len);
+    free(buf);
+    CHECK_OK(mm_write_file_atomic(tpath("empty.txt"), "", 0));
+    CHECK_OK(mm_read_file(tpath("empty.txt"), 0, &buf, &len));
+    CHECK(len == 0 && buf && buf[0] == 0, "empty file: empty string");
+    free(buf);
+    free(data);
+}
+
 int main(void) {
     if (!tu_tmpdir()) return 1;
+    test_read_file();
     test_mnist();
     test_fashion_mnist();
     test_idx_types();

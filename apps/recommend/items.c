@@ -59,32 +59,10 @@ char *rec_latin1_to_utf8(const char *str, size_t n) {
 /* Whole file as UTF-8 text (converted from Latin-1 when not valid UTF-8, BOM dropped). */
 static mm_status read_text(const char *path, char **out, size_t *len) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return mm_error(MM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            char *b = realloc(buf, cap * 2);
-            if (!b) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = b;
-            cap *= 2;
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf) return mm_error(MM_ERR_NOMEM, "%s: out of memory", path);
-    if (err) {
-        free(buf);
-        return mm_error(MM_ERR_IO, "%s: read error", path);
-    }
+    char *buf;
+    size_t n;
+    mm_status st = mm_read_file(path, 0, &buf, &n);
+    if (st) return st;
     size_t skip = n >= 3 && !memcmp(buf, "\xEF\xBB\xBF", 3) ? 3 : 0;
     char *text;
     if (rec_is_utf8(buf + skip, n - skip)) {

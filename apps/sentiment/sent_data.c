@@ -96,35 +96,6 @@ static mm_status push(recs *rs, const char *label, size_t llen, const char *text
     return MM_OK;
 }
 
-static mm_status read_all(const char *path, char **buf, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return mm_error(MM_ERR_IO, "%s: cannot open", path);
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap + 1);
-    for (;;) {
-        if (!b) {
-            fclose(f);
-            return mm_error(MM_ERR_NOMEM, "out of memory reading %s", path);
-        }
-        n += fread(b + n, 1, cap - n, f);
-        if (n < cap) break;
-        cap *= 2;
-        char *nb = realloc(b, cap + 1);
-        if (!nb) free(b);
-        b = nb;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(b);
-        return mm_error(MM_ERR_IO, "%s: read error", path);
-    }
-    b[n] = 0;
-    *buf = b;
-    *len = n;
-    return MM_OK;
-}
-
 /* Line-based formats: calls fn on each line (without its newline), numbered from 1. */
 typedef mm_status (*line_fn)(recs *rs, const char *s, size_t n, int line, void *ctx);
 
@@ -390,7 +361,7 @@ static mm_status load_records(const char *path, sent_format fmt, recs *rs) {
             if (!exists(p)) return mm_error(MM_ERR_IO, "%s: not found (polarity data needs NAME.pos and NAME.neg)", p);
             char *buf;
             size_t len;
-            mm_status st = read_all(p, &buf, &len);
+            mm_status st = mm_read_file(p, 0, &buf, &len);
             if (st) return st;
             snprintf(rs->files[rs->n_files++], sizeof rs->files[0], "%s", p);
             rs->path = p;
@@ -404,7 +375,7 @@ static mm_status load_records(const char *path, sent_format fmt, recs *rs) {
     }
     char *buf;
     size_t len;
-    mm_status st = read_all(file, &buf, &len);
+    mm_status st = mm_read_file(file, 0, &buf, &len);
     if (st) return st;
     snprintf(rs->files[rs->n_files++], sizeof rs->files[0], "%s", file);
     rs->path = file;

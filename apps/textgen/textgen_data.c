@@ -11,41 +11,10 @@ mm_status textgen_read_text(const char *path, long limit, char **text, size_t *l
     *text = NULL;
     *len = 0;
     if (!path || !*path) return mm_error(MM_ERR_ARG, "no text file given");
-    FILE *f = fopen(path, "rb");
-    if (!f) return mm_error(MM_ERR_IO, "%s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    if (!buf) {
-        fclose(f);
-        return mm_error(MM_ERR_NOMEM, "out of memory reading %s", path);
-    }
-    for (;;) {
-        size_t want = cap - n;
-        if (limit > 0 && (size_t)limit - n < want) want = (size_t)limit - n;
-        if (!want) {
-            if (limit > 0 && n >= (size_t)limit) break;
-            char *b = realloc(buf, 2 * cap + 1);
-            if (!b) {
-                free(buf);
-                fclose(f);
-                return mm_error(MM_ERR_NOMEM, "out of memory reading %s", path);
-            }
-            buf = b;
-            cap *= 2;
-            continue;
-        }
-        size_t got = fread(buf + n, 1, want, f);
-        n += got;
-        if (got < want) {
-            if (ferror(f)) {
-                free(buf);
-                fclose(f);
-                return mm_error(MM_ERR_IO, "%s: read error", path);
-            }
-            break;
-        }
-    }
-    fclose(f);
+    char *buf;
+    size_t n;
+    mm_status st = mm_read_file(path, limit > 0 ? (size_t)limit : 0, &buf, &n);
+    if (st) return st;
     if (limit > 0 && n == (size_t)limit) {
         /* cut back to the start of a character so a limit never splits one */
         size_t cut = n;

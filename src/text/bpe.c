@@ -525,39 +525,6 @@ mm_status mm__bpe_encode(const mm_tokenizer *t, const char *text, size_t len, in
 
 /* ------------------------------------------------------------------ GPT-2 files */
 
-static mm_status read_file(const char *path, char **buf, size_t *len) {
-    *buf = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return mm_error(MM_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap + 1);
-    while (b) {
-        size_t got = fread(b + n, 1, cap - n, f);
-        n += got;
-        if (n < cap) break;
-        cap *= 2;
-        char *nb = realloc(b, cap + 1);
-        if (!nb) {
-            free(b);
-            b = NULL;
-        } else {
-            b = nb;
-        }
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!b) return mm_error(MM_ERR_NOMEM, "out of memory reading %s", path);
-    if (err) {
-        free(b);
-        return mm_error(MM_ERR_IO, "cannot read %s", path);
-    }
-    b[n] = 0;
-    *buf = b;
-    *len = n;
-    return MM_OK;
-}
-
 static int file_exists(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
@@ -598,9 +565,9 @@ mm_status mm_tokenizer_gpt2_load(const char *dir, mm_tokenizer **out) {
     mm__bmap map = {0};
     mm_tokenizer *t = NULL;
     char sb1[48], sb2[48];
-    mm_status st = read_file(vpath, &vtext, &vlen);
+    mm_status st = mm_read_file(vpath, 0, &vtext, &vlen);
     if (st != MM_OK) goto done;
-    st = read_file(mpath, &mtext, &mlen);
+    st = mm_read_file(mpath, 0, &mtext, &mlen);
     if (st != MM_OK) goto done;
 
     /* vocabulary: token (alphabet form) -> id, ids 0..n-1 */

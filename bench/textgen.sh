@@ -10,7 +10,7 @@
 #   --val-windows N  validate on at most N windows, evenly spread, in both (default: all 871)
 #   --quick          a smoke run: --steps 100, --val-windows 128, --gen-tokens 300
 #   MEDIAML_CONFIGS="mediaml mediaml1"          which mediaml configurations to run
-#   TORCH_CONFIGS="default blas1 omp1 t2blas1"  which PyTorch configurations to run
+#   TORCH_CONFIGS="default blas1 omp1 t2blas1 passive"  which PyTorch configurations to run
 #   REPEATS=1        runs per configuration (interleaved); the table shows medians
 #   MEDIAML_DATA     directory holding tinyshakespeare/input.txt (default ../shared/data)
 #   BENCH_CPUS       CPU list for taskset (default 0,1 when the machine has more than 2 CPUs)
@@ -32,6 +32,7 @@
 #   pytorch blas1     OPENBLAS_NUM_THREADS=1
 #   pytorch omp1      OMP_NUM_THREADS=1 and torch.set_num_threads(1)
 #   pytorch t2blas1   OPENBLAS_NUM_THREADS=1 and torch.set_num_threads(2)
+#   pytorch passive   OMP_WAIT_POLICY=PASSIVE (the other suggested setting)
 # Peak RSS is /usr/bin/time's maximum resident set size of the training process (PyTorch: the
 # training + generation process; mediaml's generation runs are separate, smaller processes).
 #
@@ -60,7 +61,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 REPEATS="${REPEATS:-1}"
-TORCH_CONFIGS="${TORCH_CONFIGS:-default blas1 omp1 t2blas1}"
+TORCH_CONFIGS="${TORCH_CONFIGS:-default blas1 omp1 t2blas1 passive}"
 MEDIAML_CONFIGS="${MEDIAML_CONFIGS:-mediaml mediaml1}"
 DATA="${MEDIAML_DATA:-../shared/data}/tinyshakespeare/input.txt"
 BIN="$BUILD/mediaml"
@@ -155,6 +156,7 @@ torch_run() { # CONFIG REP
     blas1)   cmd=(OPENBLAS_NUM_THREADS=1) ;;
     omp1)    cmd=(OMP_NUM_THREADS=1) ;;
     t2blas1) cmd=(OPENBLAS_NUM_THREADS=1) ;;
+    passive) cmd=(OMP_WAIT_POLICY=PASSIVE) ;;
     *) echo "textgen.sh: unknown configuration $c" >&2; return 1 ;;
   esac
   local targs=(--config "$c")

@@ -22,7 +22,7 @@ p.add_argument("--seconds", type=int, default=0)
 a = p.parse_args()
 
 runs = [json.loads(l) for l in open(a.runs) if l.strip()]
-order = ["mediaml", "mediaml1", "default", "blas1", "omp1", "t2blas1"]
+order = ["mediaml", "mediaml1", "default", "blas1", "omp1", "t2blas1", "passive"]
 label = {
     "mediaml": "mediaml (MEDIAML_THREADS=2)",
     "mediaml1": "mediaml (MEDIAML_THREADS=1)",
@@ -30,6 +30,7 @@ label = {
     "blas1": "PyTorch OPENBLAS_NUM_THREADS=1",
     "omp1": "PyTorch set_num_threads(1)",
     "t2blas1": "PyTorch set_num_threads(2) + OPENBLAS 1",
+    "passive": "PyTorch OMP_WAIT_POLICY=PASSIVE",
 }
 by = {}
 for r in runs:

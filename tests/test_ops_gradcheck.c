@@ -314,6 +314,11 @@ static void grad_owner_ops(void) {
         gc("matmul", 2, s, b_matmul, &k);
         tu_param_spec s3[2] = {SPEC(3, 2, 3, 4), SPEC(2, 4, 2)};
         gc("matmul 3-D input", 2, s3, b_matmul, &k);
+        /* shapes that take the register-tiled kernel for y, dx and dw (inner 64..1024, whole
+         * column tiles, 70 rows: a partial row chunk and partial row tiles) */
+        k.i[0] = 1;
+        tu_param_spec st[3] = {SPEC(2, 70, 64), SPEC(2, 64, 64), SPEC(1, 64)};
+        gc("matmul + bias, tiled kernel", 3, st, b_matmul, &k);
     }
     /* conv2d: valid/same x stride 1/2, multi-channel */
     for (int same = 0; same < 2; same++)

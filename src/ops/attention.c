@@ -3,7 +3,8 @@
  *
  * q, k, v, out are [B, T, C] with C = n_heads * hd; head h uses columns [h*hd, (h+1)*hd) of
  * every row (GPT-2's split), so each head is a strided [T, hd] view with leading dimension C and
- * the GEMMs (OpenBLAS sgemm, single-threaded) run on the [B, T, C] layout directly:
+ * the GEMMs (the register-tiled kernel of tile_gemm.h, single-threaded) run on the [B, T, C]
+ * layout directly, with K and V transposed once per head where a product needs them as B^T:
  *
  *   S = q_h k_h^T / sqrt(hd) + masks,   P = softmax_rows(S),   out_h = dropout(P) v_h
  *
@@ -14,7 +15,9 @@
  * Memory: no [B, heads, T, T] tensor survives from forward to backward. Work is parallelized
  * over (batch, head) pairs; each pair is done by one thread, row block by row block (RB query
  * rows at a time, keys up to the block's last row when causal), in a per-thread scratch of
- * 2 * RB * T floats (n->work). The forward saves only each row's log-sum-exp
+ * 2 * RB * T floats plus K^T and V^T (n->work). Under the causal mask the kernel also skips
+ * most of the masked triangle inside a block (whole register tiles past a row tile's last
+ * key). The forward saves only each row's log-sum-exp
  * (lse = max + log sum exp(s - max)) in n->saved; the backward recomputes S, rebuilds
  * P = exp(S - lse), and with dP~ = dO v^T, D_i = sum_j P~_ij dP~_ij:
  *   dv += P~^T dO,  dS = P * (dP - D) / sqrt(hd),  dq = dS k,  dk += dS^T q
@@ -31,9 +34,10 @@
  *
  * inputs: q, k, v[, key_mask]. attrs: i[0] = n_heads, i[1] = causal; f[0] = dropout rate.
  * saved: HEADER bytes (struct hdr) then lse[Bcap * H * T] floats (-inf: fully masked row).
- * work: threads * 2 * RB * T floats. */
+ * work: threads * (2 * RB * T + 2 * T * hd) floats. */
 #include "ops/ops.h"
 #include "ops/fastexp.h"
+#include "ops/tile_gemm.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -99,9 +103,32 @@ static size_t att_saved_bytes(const mm_node *n) {
     return HEADER + (size_t)cap_batch(n) * (size_t)n->a.i[0] * (size_t)n->shape[1] * sizeof(float);
 }
 
+/* Per-thread scratch: two row blocks of scores (P and dP) and the transposed K and V of the
+ * current head. */
+static size_t thread_floats(const mm_node *n) {
+    const int T = n->shape[1], hd = n->shape[2] / n->a.i[0];
+    return 2 * (size_t)row_block(T) * (size_t)T + 2 * (size_t)hd * (size_t)T;
+}
+
 static size_t att_work_bytes(const mm_node *n) {
-    const int T = n->shape[1];
-    return (size_t)nthreads(n) * 2 * (size_t)row_block(T) * (size_t)T * sizeof(float);
+    return (size_t)nthreads(n) * thread_floats(n) * sizeof(float);
+}
+
+/* Xt[d * T + j] = X[j * C + d]: a head's [T, hd] view transposed, so that products with X^T
+ * read unit-stride rows. */
+static void pack_transposed(float *xt, const float *x, int T, int hd, int C) {
+    for (int j0 = 0; j0 < T; j0 += 16) {
+        const int j1 = j0 + 16 < T ? j0 + 16 : T;
+        for (int d = 0; d < hd; d++)
+            for (int j = j0; j < j1; j++) xt[(size_t)d * T + j] = x[(size_t)j * C + d];
+    }
+}
+
+static void gemm(int M, int N, int K, float alpha, const float *A, long sai, long sak, const float *B, long ldb,
+                 float *C, long ldc, int accumulate, int limit, int diag) {
+    const tg_args a = {.M = M, .N = N, .K = K, .alpha = alpha, .A = A, .sai = sai, .sak = sak, .B = B, .ldb = ldb,
+                       .C = C, .ldc = ldc, .accumulate = accumulate, .limit = limit, .diag = diag};
+    tg_gemm(&a);
 }
 
 /* Number of pairs worth splitting over threads. */
@@ -182,32 +209,35 @@ static void att_forward(mm_node *n) {
     const float keep_scale = drop ? 1.0f / (1.0f - rate) : 1.0f;
     const int pairs = B * H;
     const int nt = pair_threads(n, pairs, T, hd);
+    const int cols_limit = causal ? TG_COLS : TG_FULL, k_limit = causal ? TG_KEND : TG_FULL;
+    const size_t per_thread = thread_floats(n);
     float *work = n->work;
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
     for (int p = 0; p < pairs; p++) {
         const int b = p / H, h = p % H;
-        float *S = work + (size_t)omp_get_thread_num() * 2 * (size_t)rb * (size_t)T;
+        float *S = work + (size_t)omp_get_thread_num() * per_thread, *Kt = S + 2 * (size_t)rb * T;
         const size_t off = (size_t)b * T * C + (size_t)h * hd;
         const float *Q = qv + off, *K = kv + off, *V = vv + off;
         float *O = n->value + off;
         const float *mrow = mask ? mask + (size_t)b * T : NULL;
         float *lse = lse_all + (size_t)p * T;
+        pack_transposed(Kt, K, T, hd, C);
         for (int r0 = 0; r0 < T; r0 += rb) {
             const int r1 = r0 + rb < T ? r0 + rb : T, R = r1 - r0, nk = causal ? r1 : T;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, nk, hd, scale, Q + (size_t)r0 * C, C, K, C,
-                        0.0f, S, nk);
+            /* S = scale * Q K^T, under the causal limit only the columns tg_cols() says */
+            gemm(R, nk, hd, scale, Q + (size_t)r0 * C, C, 1, Kt, T, S, nk, 0, cols_limit, r0);
             for (int i = 0; i < R; i++) {
-                const int row = r0 + i, lim = causal ? row + 1 : nk;
+                const int row = r0 + i, lim = causal ? row + 1 : nk, cw = tg_cols(i, nk, r0, cols_limit);
                 float *s = S + (size_t)i * nk;
-                const float l = lse[row] = softmax_row(s, lim, nk, mrow);
+                const float l = lse[row] = softmax_row(s, lim, cw, mrow);
                 if (l == -INFINITY) continue; /* every key masked: zero output row */
                 if (drop) {
                     const uint64_t e0 = ((uint64_t)p * T + (uint64_t)row) * (uint64_t)T;
                     for (int j = 0; j < lim; j++) s[j] *= keep_of(base, e0 + (uint64_t)j, rate, keep_scale);
                 }
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, hd, nk, 1.0f, S, nk, V, C, 0.0f,
-                        O + (size_t)r0 * C, C);
+            /* O = P V; causal: each row tile stops at its last row's keys (later P are 0) */
+            gemm(R, hd, nk, 1.0f, S, nk, 1, V, C, O + (size_t)r0 * C, C, 0, k_limit, r0);
         }
     }
 }
@@ -237,12 +267,15 @@ static void att_backward(mm_node *n) {
     const int need_ds = dq || dk;
     const int pairs = B * H;
     const int nt = pair_threads(n, pairs, T, hd);
+    const int cols_limit = causal ? TG_COLS : TG_FULL, k_limit = causal ? TG_KEND : TG_FULL;
+    const int kstart_limit = causal ? TG_KSTART : TG_FULL;
+    const size_t per_thread = thread_floats(n);
     float *work = n->work;
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
     for (int p = 0; p < pairs; p++) {
         const int b = p / H, h = p % H;
-        float *P = work + (size_t)omp_get_thread_num() * 2 * (size_t)rb * (size_t)T;
-        float *D = P + (size_t)rb * T;
+        float *P = work + (size_t)omp_get_thread_num() * per_thread;
+        float *D = P + (size_t)rb * T, *Kt = D + (size_t)rb * T, *Vt = Kt + (size_t)hd * T;
         const size_t off = (size_t)b * T * C + (size_t)h * hd;
         const float *Q = qv + off, *K = kv + off, *V = vv + off, *dO = gy + off;
         const float *mrow = mask ? mask + (size_t)b * T : NULL;
@@ -252,24 +285,23 @@ static void att_backward(mm_node *n) {
         if (dq && !acc_q) zero_head(dq + off, T, hd, C);
         if (dk && !acc_k) zero_head(dk + off, T, hd, C);
         if (dv && !acc_v) zero_head(dv + off, T, hd, C);
+        pack_transposed(Kt, K, T, hd, C);
+        if (need_ds) pack_transposed(Vt, V, T, hd, C);
         for (int r0 = 0; r0 < T; r0 += rb) {
             const int r1 = r0 + rb < T ? r0 + rb : T, R = r1 - r0, nk = causal ? r1 : T;
-            /* P = exp(scale * Q K^T - lse), masked entries 0 */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, nk, hd, scale, Q + (size_t)r0 * C, C, K, C,
-                        0.0f, P, nk);
-            if (need_ds)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, nk, hd, 1.0f, dO + (size_t)r0 * C, C, V, C,
-                            0.0f, D, nk); /* dP~ = dO V^T */
+            /* P = exp(scale * Q K^T - lse), masked entries 0; dP~ = dO V^T (same columns) */
+            gemm(R, nk, hd, scale, Q + (size_t)r0 * C, C, 1, Kt, T, P, nk, 0, cols_limit, r0);
+            if (need_ds) gemm(R, nk, hd, 1.0f, dO + (size_t)r0 * C, C, 1, Vt, T, D, nk, 0, cols_limit, r0);
             for (int i = 0; i < R; i++) {
-                const int row = r0 + i, lim = causal ? row + 1 : nk;
+                const int row = r0 + i, lim = causal ? row + 1 : nk, cw = tg_cols(i, nk, r0, cols_limit);
                 float *s = P + (size_t)i * nk, *d = D + (size_t)i * nk;
                 const float l = lse[row];
                 if (l == -INFINITY) {
-                    memset(s, 0, (size_t)nk * sizeof(float));
-                    if (need_ds) memset(d, 0, (size_t)nk * sizeof(float));
+                    memset(s, 0, (size_t)cw * sizeof(float));
+                    if (need_ds) memset(d, 0, (size_t)cw * sizeof(float));
                     continue;
                 }
-                prob_row(s, lim, nk, mrow, l);
+                prob_row(s, lim, cw, mrow, l);
                 if (drop) {
                     /* s -> P~ (for dv); d -> P * (dP - D) * scale, dP = dP~ * mask / (1 - rate) */
                     const uint64_t e0 = ((uint64_t)p * T + (uint64_t)row) * (uint64_t)T;
@@ -282,7 +314,7 @@ static void att_backward(mm_node *n) {
                             s[j] = pj * kp;
                             d[j] = pj * (d[j] * kp - sum) * scale;
                         }
-                        for (int j = lim; j < nk; j++) d[j] = 0.0f;
+                        for (int j = lim; j < cw; j++) d[j] = 0.0f;
                     } else {
                         for (int j = 0; j < lim; j++) s[j] *= keep_of(base, e0 + (uint64_t)j, rate, keep_scale);
                     }
@@ -292,18 +324,13 @@ static void att_backward(mm_node *n) {
                     for (int j = 0; j < lim; j++) sum += s[j] * d[j];
 #pragma omp simd
                     for (int j = 0; j < lim; j++) d[j] = s[j] * (d[j] - sum) * scale;
-                    for (int j = lim; j < nk; j++) d[j] = 0.0f;
+                    for (int j = lim; j < cw; j++) d[j] = 0.0f;
                 }
             }
-            if (dv)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hd, R, 1.0f, P, nk, dO + (size_t)r0 * C, C,
-                            1.0f, dv + off, C);
-            if (dq)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, hd, nk, 1.0f, D, nk, K, C, 1.0f,
-                            dq + off + (size_t)r0 * C, C);
-            if (dk)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hd, R, 1.0f, D, nk, Q + (size_t)r0 * C, C,
-                            1.0f, dk + off, C);
+            /* dv += P~^T dO, dq += dS K, dk += dS^T q; causal: keys only meet later queries */
+            if (dv) gemm(nk, hd, R, 1.0f, P, 1, nk, dO + (size_t)r0 * C, C, dv + off, C, 1, kstart_limit, -r0);
+            if (dq) gemm(R, hd, nk, 1.0f, D, nk, 1, K, C, dq + off + (size_t)r0 * C, C, 1, k_limit, r0);
+            if (dk) gemm(nk, hd, R, 1.0f, D, 1, nk, Q + (size_t)r0 * C, C, dk + off, C, 1, kstart_limit, -r0);
         }
     }
 }

@@ -68,9 +68,11 @@ static void ln_forward(mm_node *n) {
         const float *xr = xv + (size_t)r * C;
         float *yr = y + (size_t)r * C;
         double s = 0;
+#pragma omp simd reduction(+ : s)
         for (size_t c = 0; c < C; c++) s += xr[c];
         const double mu = s / (double)C;
         double v = 0;
+#pragma omp simd reduction(+ : v)
         for (size_t c = 0; c < C; c++) {
             double d = xr[c] - mu;
             v += d * d;
@@ -88,54 +90,49 @@ static void ln_backward(mm_node *n) {
     const float *xv = x->value, *gamma = n->in[1]->value, *gy = n->grad;
     const size_t C = (size_t)n->shape[n->ndim - 1], rows = n->size / C;
     const float *mean = n->saved, *rstd = mean + cap_rows(n);
-    const int nt = nthreads(n);
-
-    if (dgamma || dbeta) {
-        double *work = n->work;
-        const long nb = (long)nblocks(rows);
+    const int nt = nthreads(n), params = dgamma || dbeta, acc = n->acc[0];
+    const double invC = 1.0 / (double)C;
+    double *work = n->work;
+    const long nb = (long)nblocks(rows);
+    /* One pass over each block of rows: dx while the rows are in cache, and the block's
+     * dgamma/dbeta partials. dx is written before dgamma/dbeta (input-slot order), so the
+     * overwrite/accumulate flags stay right even if two inputs are one node. */
 #pragma omp parallel for num_threads(nt) schedule(static) if(n->size > PAR_MIN)
-        for (long k = 0; k < nb; k++) {
-            double *p = work + (size_t)k * 2 * C; /* [0, C): sum dy; [C, 2C): sum dy * xhat */
+    for (long k = 0; k < nb; k++) {
+        double *p = work + (size_t)k * 2 * C; /* [0, C): sum dy; [C, 2C): sum dy * xhat */
+        if (params)
             for (size_t c = 0; c < 2 * C; c++) p[c] = 0;
-            size_t r0 = (size_t)k * ROW_BLOCK, r1 = r0 + ROW_BLOCK < rows ? r0 + ROW_BLOCK : rows;
-            for (size_t r = r0; r < r1; r++) {
-                const float *xr = xv + r * C, *gr = gy + r * C;
-                const float m = mean[r], rs = rstd[r];
+        size_t r0 = (size_t)k * ROW_BLOCK, r1 = r0 + ROW_BLOCK < rows ? r0 + ROW_BLOCK : rows;
+        for (size_t r = r0; r < r1; r++) {
+            const float *xr = xv + r * C, *gr = gy + r * C;
+            const float m = mean[r], rs = rstd[r];
+            if (params)
+#pragma omp simd
                 for (size_t c = 0; c < C; c++) {
                     p[c] += gr[c];
                     p[C + c] += (double)gr[c] * ((xr[c] - m) * rs);
                 }
-            }
-        }
-    }
-    /* Written in input-slot order (dx, dgamma, dbeta) so that the overwrite/accumulate flags
-     * stay right even if two inputs are one node. */
-    if (dx) {
-        const int acc = n->acc[0];
-        const double invC = 1.0 / (double)C;
-#pragma omp parallel for num_threads(nt) schedule(static) if(n->size > PAR_MIN)
-        for (long r = 0; r < (long)rows; r++) {
-            const float *xr = xv + (size_t)r * C, *gr = gy + (size_t)r * C;
-            float *dr = dx + (size_t)r * C;
-            const float m = mean[r], rs = rstd[r];
+            if (!dx) continue;
+            float *dr = dx + r * C;
             /* dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma */
             double a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
             for (size_t c = 0; c < C; c++) {
                 double gg = (double)gr[c] * gamma[c];
                 a += gg;
                 b += gg * ((xr[c] - m) * rs);
             }
             const float fa = (float)(a * invC), fb = (float)(b * invC);
-            for (size_t c = 0; c < C; c++) {
-                float xhat = (xr[c] - m) * rs;
-                float v = rs * (gr[c] * gamma[c] - fa - xhat * fb);
-                dr[c] = acc ? dr[c] + v : v;
+            if (acc) {
+#pragma omp simd
+                for (size_t c = 0; c < C; c++) dr[c] += rs * (gr[c] * gamma[c] - fa - (xr[c] - m) * rs * fb);
+            } else {
+#pragma omp simd
+                for (size_t c = 0; c < C; c++) dr[c] = rs * (gr[c] * gamma[c] - fa - (xr[c] - m) * rs * fb);
             }
         }
     }
-    if (dgamma || dbeta) {
-        const double *work = n->work;
-        const long nb = (long)nblocks(rows);
+    if (params) {
         for (size_t c = 0; c < C; c++) {
             double sb = 0, sg = 0;
             for (long k = 0; k < nb; k++) {

@@ -19,11 +19,12 @@
  * most of the masked triangle inside a block (whole register tiles past a row tile's last
  * key). The forward saves only each row's log-sum-exp
  * (lse = max + log sum exp(s - max)) in n->saved; the backward recomputes S, rebuilds
- * P = exp(S - lse), and with dP~ = dO v^T, D_i = sum_j P~_ij dP~_ij:
+ * P = exp(S - lse), and with dP~ = dO v^T, D_i = sum_j P~_ij dP~_ij = dO_i . out_i
+ * (FlashAttention-2: an hd-long dot product instead of a pass over the row):
  *   dv += P~^T dO,  dS = P * (dP - D) / sqrt(hd),  dq = dS k,  dk += dS^T q
- * (P~ = dropped-out P, dP = dP~ through the dropout mask). The forward uses the same
- * P = exp(S - lse), so forward and backward see identical probabilities. Exponentials go
- * through the vectorizable mm_fast_expf (fastexp.h, ~1.4 ulp).
+ * (P~ = dropped-out P, dP = dP~ through the dropout mask). The forward normalizes
+ * exp(S - max) by its sum, which equals exp(S - lse) to rounding (an ulp or two).
+ * Exponentials go through the vectorizable mm_fast_expf (fastexp.h, ~1.4 ulp).
  *
  * Dropout (training and rate > 0 only): inverted dropout on P, element (b, h, i, j) dropped
  * when u01(hash64(base ^ (((b*H + h)*T + i)*T + j))) < rate with base = node seed ^
@@ -34,6 +35,7 @@
  *
  * inputs: q, k, v[, key_mask]. attrs: i[0] = n_heads, i[1] = causal; f[0] = dropout rate.
  * saved: HEADER bytes (struct hdr) then lse[Bcap * H * T] floats (-inf: fully masked row).
+ * The backward reads the output (for D).
  * work: threads * (2 * RB * T + 2 * T * hd) floats. */
 #include "ops/ops.h"
 #include "ops/fastexp.h"
@@ -164,8 +166,9 @@ static void prob_row(float *s, int lim, int nk, const float *mrow, float l) {
     for (int j = lim; j < nk; j++) s[j] = 0.0f;
 }
 
-/* Softmax of a row of scores in place (see prob_row); returns its log-sum-exp, or -inf with the
- * row zeroed when no key is allowed. */
+/* Softmax of a row of scores in place (allowed keys as in prob_row); returns its log-sum-exp,
+ * or -inf with the row zeroed when no key is allowed. One exponential per key: the row holds
+ * exp(s - max) until it is scaled by 1 / sum. */
 static float softmax_row(float *s, int lim, int nk, const float *mrow) {
     float m = -INFINITY, sum = 0;
     if (mrow) {
@@ -184,14 +187,22 @@ static float softmax_row(float *s, int lim, int nk, const float *mrow) {
     }
     if (mrow) {
 #pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < lim; j++) sum += mm_fast_expf(s[j] - m) * (float)key_real(mrow, j);
+        for (int j = 0; j < lim; j++) {
+            s[j] = mm_fast_expf(s[j] - m) * (float)key_real(mrow, j);
+            sum += s[j];
+        }
     } else {
 #pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < lim; j++) sum += mm_fast_expf(s[j] - m);
+        for (int j = 0; j < lim; j++) {
+            s[j] = mm_fast_expf(s[j] - m);
+            sum += s[j];
+        }
     }
-    const float l = m + logf(sum);
-    prob_row(s, lim, nk, mrow, l);
-    return l;
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (int j = 0; j < lim; j++) s[j] *= inv;
+    for (int j = lim; j < nk; j++) s[j] = 0.0f;
+    return m + logf(sum);
 }
 
 static void att_forward(mm_node *n) {
@@ -277,7 +288,7 @@ static void att_backward(mm_node *n) {
         float *P = work + (size_t)omp_get_thread_num() * per_thread;
         float *D = P + (size_t)rb * T, *Kt = D + (size_t)rb * T, *Vt = Kt + (size_t)hd * T;
         const size_t off = (size_t)b * T * C + (size_t)h * hd;
-        const float *Q = qv + off, *K = kv + off, *V = vv + off, *dO = gy + off;
+        const float *Q = qv + off, *K = kv + off, *V = vv + off, *dO = gy + off, *O = n->value + off;
         const float *mrow = mask ? mask + (size_t)b * T : NULL;
         const float *lse = lse_all + (size_t)p * T;
         /* Overwrite = zero first, then everything accumulates: also right when q, k and v are
@@ -302,13 +313,16 @@ static void att_backward(mm_node *n) {
                     continue;
                 }
                 prob_row(s, lim, cw, mrow, l);
+                float sum = 0; /* D = dO . out for this row */
+                if (need_ds) {
+                    const float *orow = O + (size_t)row * C, *grow = dO + (size_t)row * C;
+#pragma omp simd reduction(+ : sum)
+                    for (int c = 0; c < hd; c++) sum += grow[c] * orow[c];
+                }
                 if (drop) {
                     /* s -> P~ (for dv); d -> P * (dP - D) * scale, dP = dP~ * mask / (1 - rate) */
                     const uint64_t e0 = ((uint64_t)p * T + (uint64_t)row) * (uint64_t)T;
                     if (need_ds) {
-                        float sum = 0;
-                        for (int j = 0; j < lim; j++)
-                            sum += s[j] * keep_of(base, e0 + (uint64_t)j, rate, keep_scale) * d[j];
                         for (int j = 0; j < lim; j++) {
                             const float kp = keep_of(base, e0 + (uint64_t)j, rate, keep_scale), pj = s[j];
                             s[j] = pj * kp;
@@ -319,9 +333,6 @@ static void att_backward(mm_node *n) {
                         for (int j = 0; j < lim; j++) s[j] *= keep_of(base, e0 + (uint64_t)j, rate, keep_scale);
                     }
                 } else if (need_ds) {
-                    float sum = 0;
-#pragma omp simd reduction(+ : sum)
-                    for (int j = 0; j < lim; j++) sum += s[j] * d[j];
 #pragma omp simd
                     for (int j = 0; j < lim; j++) d[j] = s[j] * (d[j] - sum) * scale;
                     for (int j = lim; j < cw; j++) d[j] = 0.0f;
@@ -342,7 +353,7 @@ static const mm_op attention_op = {
     .work_bytes = att_work_bytes,
     .forward = att_forward,
     .backward = att_backward,
-    .backward_reads = (1u << 0) | (1u << 1) | (1u << 2) | (1u << 3),
+    .backward_reads = (1u << 0) | (1u << 1) | (1u << 2) | (1u << 3) | MM_READS_OUTPUT,
 };
 
 mm_node *mm_g_attention(mm_graph *g, mm_node *q, mm_node *k, mm_node *v, mm_node *key_mask, int n_heads,

@@ -49,7 +49,12 @@ static inline float mm_fast_expf(float x) {
  * Abramowitz & Stegun 7.1.26: erf(a) = 1 - t (a1 + t (a2 + ... + t a5)) exp(-a^2),
  * t = 1 / (1 + p a), a = |x|; absolute error below 1.5e-7 (about 2 ulp near 1). The sign
  * is copied back with integer bit operations so the loop has no float comparison. */
-static inline float mm_fast_erff(float x) {
+static inline float mm_fast_erff_e(float x, float e);
+
+static inline float mm_fast_erff(float x) { return mm_fast_erff_e(x, mm_fast_expf(-x * x)); }
+
+/* erf(x) given e = exp(-x^2) (callers that need that exponential too compute it once). */
+static inline float mm_fast_erff_e(float x, float e) {
     uint32_t u;
     memcpy(&u, &x, sizeof u);
     const uint32_t sign = u & 0x80000000u;
@@ -62,7 +67,7 @@ static inline float mm_fast_erff(float x) {
     p = p * t + 1.421413741f;
     p = p * t - 0.284496736f;
     p = p * t + 0.254829592f;
-    float r = 1.0f - p * t * mm_fast_expf(-a * a);
+    float r = 1.0f - p * t * e;
     memcpy(&u, &r, sizeof u);
     u |= sign;
     memcpy(&r, &u, sizeof r);

@@ -53,7 +53,8 @@ static int dw_is_tiled(size_t M, int K, int N) {
 
 static size_t matmul_work_bytes(const mm_node *n) {
     const mm_node *w = n->in[1];
-    if (w->ndim != 2 || !tiled((size_t)w->shape[1], (size_t)w->shape[0])) return 0;
+    /* only the backward's tiled dx uses it; inference plans skip it */
+    if (!n->runs_backward || w->ndim != 2 || !tiled((size_t)w->shape[1], (size_t)w->shape[0])) return 0;
     return (size_t)w->shape[0] * (size_t)w->shape[1] * sizeof(float);
 }
 

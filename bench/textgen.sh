@@ -9,8 +9,8 @@
 #   --gen-tokens N   tokens generated for the generation speed (default 500)
 #   --val-windows N  validate on at most N windows, evenly spread, in both (default: all 871)
 #   --quick          a smoke run: --steps 100, --val-windows 128, --gen-tokens 300
-#   MEDIAML_CONFIGS="mediaml mediaml1"          which mediaml configurations to run
-#   TORCH_CONFIGS="default blas1 omp1 t2blas1 passive"  which PyTorch configurations to run
+#   MEDIAML_CONFIGS="mediaml mediaml1 bf16"     which mediaml configurations to run
+#   TORCH_CONFIGS="default blas1 omp1 t2blas1 passive bf16 bf16t2"  which PyTorch configurations to run
 #   REPEATS=1        runs per configuration (interleaved); the table shows medians
 #   MEDIAML_DATA     directory holding tinyshakespeare/input.txt (default ../shared/data)
 #   BENCH_CPUS       CPU list for taskset (default 0,1 when the machine has more than 2 CPUs)
@@ -28,11 +28,17 @@
 # Configurations (each a fresh process):
 #   mediaml           MEDIAML_THREADS=2 (one OpenMP pool; OpenBLAS single-threaded inside)
 #   mediaml1          MEDIAML_THREADS=1
+#   bf16              MEDIAML_THREADS=2 and --matmul-precision medium (bfloat16 matmul operands,
+#                     float32 sums, on AMX; float32 on CPUs without it: the JSON says which)
 #   pytorch default   nothing set
 #   pytorch blas1     OPENBLAS_NUM_THREADS=1
 #   pytorch omp1      OMP_NUM_THREADS=1 and torch.set_num_threads(1)
 #   pytorch t2blas1   OPENBLAS_NUM_THREADS=1 and torch.set_num_threads(2)
 #   pytorch passive   OMP_WAIT_POLICY=PASSIVE (the other suggested setting)
+#   pytorch bf16      torch.autocast("cpu", bfloat16) around forward and loss, torch's threads
+#   pytorch bf16t2    the same with torch.set_num_threads(2) and OMP_WAIT_POLICY=PASSIVE
+# The table gives the speed ratio of each precision against PyTorch's best in it, and of the
+# bf16 configurations against PyTorch's best of all.
 # Peak RSS is /usr/bin/time's maximum resident set size of the training process (PyTorch: the
 # training + generation process; mediaml's generation runs are separate, smaller processes).
 #
@@ -61,8 +67,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 REPEATS="${REPEATS:-1}"
-TORCH_CONFIGS="${TORCH_CONFIGS:-default blas1 omp1 t2blas1 passive}"
-MEDIAML_CONFIGS="${MEDIAML_CONFIGS:-mediaml mediaml1}"
+TORCH_CONFIGS="${TORCH_CONFIGS:-default blas1 omp1 t2blas1 passive bf16 bf16t2}"
+MEDIAML_CONFIGS="${MEDIAML_CONFIGS:-mediaml mediaml1 bf16}"
 DATA="${MEDIAML_DATA:-../shared/data}/tinyshakespeare/input.txt"
 BIN="$BUILD/mediaml"
 
@@ -107,10 +113,11 @@ EOF
 }
 
 mediaml_run() { # CONFIG REP
-  local c="$1" r="$2" th
+  local c="$1" r="$2" th prec=highest
   case "$c" in
     mediaml) th=2 ;;
     mediaml1) th=1 ;;
+    bf16) th=2; prec=medium ;;
     *) echo "textgen.sh: unknown configuration $c" >&2; return 1 ;;
   esac
   local log="$OUT/textgen_${c}_$r.log" model="$OUT/textgen_${c}_$r.mm" load t0 t1 j0 j1 g1 g2
@@ -120,7 +127,7 @@ mediaml_run() { # CONFIG REP
   t0="$(date +%s.%N)"; j0="$(busy_jiffies)"
   if ! "${BASE_ENV[@]}" "${PIN[@]}" env MEDIAML_THREADS=$th /usr/bin/time -f "peak_rss_kb %M cpu %U %S" \
        "$BIN" textgen train --data "$DATA" --out "$model" --steps "$STEPS" --eval-every "$STEPS" \
-       "${VAL_ARGS[@]}" --seed 0 --json >"$log" 2>&1; then
+       "${VAL_ARGS[@]}" --seed 0 --matmul-precision "$prec" --json >"$log" 2>&1; then
     echo "  $c run $r FAILED (see $log):" >&2; tail -n 5 "$log" >&2; return 0
   fi
   j1="$(busy_jiffies)"; t1="$(date +%s.%N)"
@@ -129,7 +136,7 @@ mediaml_run() { # CONFIG REP
     local extra=()
     [ "$mode" = nocache ] && extra=(--no-cache)
     "${BASE_ENV[@]}" "${PIN[@]}" env MEDIAML_THREADS=$th "$BIN" textgen generate --model "$model" \
-      --max-tokens "$GEN" --seed 1 --verbose --no-echo "${extra[@]}" >"$OUT/textgen_${c}_gen_${mode}_$r.txt" \
+      --max-tokens "$GEN" --seed 1 --verbose --no-echo --matmul-precision "$prec" "${extra[@]}" >"$OUT/textgen_${c}_gen_${mode}_$r.txt" \
       2>"$OUT/textgen_${c}_gen_${mode}_$r.log" || echo "  generation ($mode) FAILED" >&2
   done
   g1="$(sed -n 's/.*tokens in [0-9.]* s, \([0-9.]*\) tok\/s.*/\1/p' "$OUT/textgen_${c}_gen_cache_$r.log" | tail -n 1)"
@@ -141,7 +148,8 @@ text = open(sys.argv[1]).read()
 d = json.loads([l for l in text.splitlines() if l.startswith("{")][-1])
 print(json.dumps({"impl": "mediaml", "config": sys.argv[2], "steps": d["step"], "train_tok_s": d["tokens_per_second"],
                   "train_seconds": d["train_seconds"], "train_loss_mean": d["loss"], "val_loss": d["val_loss"],
-                  "val_accuracy": d["val_accuracy"], "eval_seconds": d["eval_seconds"]}))
+                  "val_accuracy": d["val_accuracy"], "eval_seconds": d["eval_seconds"],
+                  "matmul_dtype": d.get("matmul_dtype", "float32")}))
 EOF
   grep peak_rss_kb "$log" >>"$log.json" || true
   record "$c" "$r" "$log.json" "$load" "$t0" "$t1" "$j0" "$j1" "$HZ" \
@@ -157,11 +165,15 @@ torch_run() { # CONFIG REP
     omp1)    cmd=(OMP_NUM_THREADS=1) ;;
     t2blas1) cmd=(OPENBLAS_NUM_THREADS=1) ;;
     passive) cmd=(OMP_WAIT_POLICY=PASSIVE) ;;
+    bf16)    cmd=() ;;
+    bf16t2)  cmd=(OMP_WAIT_POLICY=PASSIVE) ;;
     *) echo "textgen.sh: unknown configuration $c" >&2; return 1 ;;
   esac
   local targs=(--config "$c")
   [ "$c" = omp1 ] && targs+=(--threads 1)
   [ "$c" = t2blas1 ] && targs+=(--threads 2)
+  [ "$c" = bf16t2 ] && targs+=(--threads 2)
+  case "$c" in bf16*) targs+=(--autocast bf16) ;; esac
   wait_quiet
   load="$(cut -d' ' -f1 /proc/loadavg)"
   t0="$(date +%s.%N)"; j0="$(busy_jiffies)"

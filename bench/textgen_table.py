@@ -22,7 +22,7 @@ p.add_argument("--seconds", type=int, default=0)
 a = p.parse_args()
 
 runs = [json.loads(l) for l in open(a.runs) if l.strip()]
-order = ["mediaml", "mediaml1", "default", "blas1", "omp1", "t2blas1", "passive"]
+order = ["mediaml", "mediaml1", "bf16", "default", "blas1", "omp1", "t2blas1", "passive", "torch_bf16", "torch_bf16t2"]
 label = {
     "mediaml": "mediaml (MEDIAML_THREADS=2)",
     "mediaml1": "mediaml (MEDIAML_THREADS=1)",
@@ -31,11 +31,16 @@ label = {
     "omp1": "PyTorch set_num_threads(1)",
     "t2blas1": "PyTorch set_num_threads(2) + OPENBLAS 1",
     "passive": "PyTorch OMP_WAIT_POLICY=PASSIVE",
+    "bf16": "mediaml --matmul-precision medium (MEDIAML_THREADS=2)",
+    "torch_bf16": "PyTorch autocast bf16",
+    "torch_bf16t2": "PyTorch autocast bf16, set_num_threads(2) + PASSIVE",
 }
 by = {}
 for r in runs:
     if not r.get("failed"):
-        by.setdefault(r["name"], []).append(r)
+        # both sides have a "bf16" configuration: PyTorch's are torch_bf16*
+        name = r["name"] if r.get("impl") == "mediaml" or not r["name"].startswith("bf16") else "torch_" + r["name"]
+        by.setdefault(name, []).append(r)
 
 
 def med(rs, key):
@@ -48,9 +53,19 @@ def fmt(v, f):
 
 
 names = [n for n in order if n in by] + sorted(n for n in by if n not in order)
-mm_names = [n for n in names if n.startswith("mediaml")]
-torch_names = [n for n in names if not n.startswith("mediaml")]
-best = max(torch_names, key=lambda n: med(by[n], "train_tok_s") or 0) if torch_names else None
+mm_names = [n for n in names if by[n][0].get("impl") == "mediaml"]
+torch_names = [n for n in names if n not in mm_names]
+
+
+def dtype(n):
+    return by[n][0].get("matmul_dtype", "float32")
+
+
+def fastest(ns):
+    return max(ns, key=lambda n: med(by[n], "train_tok_s") or 0) if ns else None
+
+
+best = fastest(torch_names)
 lines = [
     "# Char-level GPT on Tiny Shakespeare: mediaml vs PyTorch",
     "",
@@ -77,11 +92,20 @@ for n in names:
         fmt(med(rs, "val_accuracy"), "%.4f"), fmt(med(rs, "peak_rss_mib"), "%.0f"),
         fmt(med(rs, "gen_tok_s_cache"), "%.0f"), fmt(med(rs, "gen_tok_s_nocache"), "%.0f"),
         fmt(med(rs, "load1"), "%.2f"), fmt(med(rs, "other_cpu"), "%.2f")))
-mm_best = max(mm_names, key=lambda n: med(by[n], "train_tok_s") or 0) if mm_names else None
+# training speed ratios: each matmul precision against PyTorch's best in it, then the fastest
+# of each side whatever the precision
+lines.append("")
+for dt in ("float32", "bfloat16"):
+    mb = fastest([n for n in mm_names if dtype(n) == dt])
+    tb = fastest([n for n in torch_names if dtype(n) == dt])
+    if mb and tb and med(by[mb], "train_tok_s") and med(by[tb], "train_tok_s"):
+        lines.append("%s matmuls: best mediaml (%s) / best PyTorch (%s) training speed: %.2fx" % (
+            dt, mb, tb, med(by[mb], "train_tok_s") / med(by[tb], "train_tok_s")))
+mm_best = fastest(mm_names)
 if mm_best and best:
     m, t = med(by[mm_best], "train_tok_s"), med(by[best], "train_tok_s")
     if m and t:
-        lines += ["", "best mediaml (%s) / best PyTorch (%s) training speed: %.2fx" % (mm_best, best, m / t)]
+        lines.append("any precision: best mediaml (%s) / best PyTorch (%s) training speed: %.2fx" % (mm_best, best, m / t))
 lines += ["", "start: " + a.uptime_start, "", "end: " + a.uptime_end,
           "", "other CPUs: CPU-seconds per second used by other processes during the run (0..number of CPUs);"
           " values well above 0 mean the timings are contended.",

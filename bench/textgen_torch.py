@@ -50,6 +50,8 @@ p.add_argument("--val-windows", type=int, default=0, help="at most this many val
 p.add_argument("--gen-tokens", type=int, default=500)
 p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0 = torch's default)")
 p.add_argument("--config", default="default")
+p.add_argument("--autocast", choices=["none", "bf16"], default="none",
+               help="bf16: torch.autocast('cpu', bfloat16) around the forward pass and loss (mixed precision)")
 p.add_argument("--seed", type=int, default=0)
 args = p.parse_args()
 
@@ -170,8 +172,9 @@ for step in range(steps):
     off = torch.randint(0, n_train - T, (B,), generator=g)
     xb = torch.stack([train_ids[o:o + T] for o in off])
     yb = torch.stack([train_ids[o + 1:o + T + 1] for o in off])
-    logits = model(xb)
-    loss = F.cross_entropy(logits.view(-1, V), yb.view(-1))
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.autocast == "bf16"):
+        logits = model(xb)
+        loss = F.cross_entropy(logits.view(-1, V).float(), yb.view(-1))
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -230,7 +233,7 @@ gen_cache, sample = generate(args.gen_tokens, True)
 gen_nocache, _ = generate(args.gen_tokens, False)
 
 print(json.dumps({
-    "impl": "pytorch", "config": args.config, "torch": torch.__version__, "threads": torch.get_num_threads(),
+    "impl": "pytorch", "config": args.config, "matmul_dtype": "bfloat16" if args.autocast == "bf16" else "float32", "torch": torch.__version__, "threads": torch.get_num_threads(),
     "steps": steps, "batch_size": B, "context": T, "params": params, "vocab": V,
     "train_tokens": n_train, "val_tokens": n_val, "val_windows": n_windows,
     "train_seconds": round(train_seconds, 3), "train_cpu_seconds": round(train_cpu, 3),

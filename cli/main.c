@@ -44,6 +44,15 @@ int cli_apply_threads(const cli_cmd *c, const char *flag, int threads) {
     return 0;
 }
 
+int cli_apply_matmul_precision(const cli_cmd *c, const char *flag, const char *name) {
+    const cli_opt *o = cli_find(c, flag);
+    if (!o || !o->seen) return 0;
+    if (mm_set_matmul_precision(name) != MM_OK) return cli_usage_error(c, "%s: %s", flag, mm_errmsg());
+    if (!strcmp(name, "medium") && !mm_bf16_matmul_available())
+        fprintf(stderr, "note: %s medium: this CPU or build has no AMX bfloat16 unit; matmuls stay float32\n", flag);
+    return 0;
+}
+
 /* libgomp's threads spin for up to ~300,000 iterations (a few hundred microseconds) waiting
  * for the next parallel region. On a dedicated machine that is what makes back-to-back small
  * ops cheap; on a machine whose cores other processes also use, a spinning thread burns the

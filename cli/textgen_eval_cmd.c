@@ -13,6 +13,7 @@ int cmd_textgen_eval(int argc, char **argv) {
     float val_fraction = -1;
     long windows = 0, limit = 0;
     int batch = 32, threads = 0, json = 0;
+    const char *matmul_precision = NULL;
     cli_opt opts[] = {
         {"--model", OPT_STR, &model, "FILE", "model file written by 'mediaml textgen train' (required)", 0},
         {"--data", OPT_STR, &data, "FILE", "UTF-8 text file (required)", 0},
@@ -22,6 +23,7 @@ int cmd_textgen_eval(int argc, char **argv) {
         {"--windows", OPT_LONG, &windows, "N", "at most N windows, evenly spread (default: all non-overlapping)", 0},
         {"--batch-size", OPT_INT, &batch, "B", "windows per batch (default 32)", 0},
         {"--threads", OPT_INT, &threads, "T", "kernel threads (default $MEDIAML_THREADS, else the core count)", 0},
+        {"--matmul-precision", OPT_STR, &matmul_precision, "P", CLI_MATMUL_PRECISION_HELP, 0},
         {"--json", OPT_BOOL, &json, NULL, "print one JSON object", 0},
         {NULL, 0, NULL, NULL, NULL, 0}};
     cli_cmd cmd = {"textgen eval", "--model FILE --data FILE [OPTIONS]",
@@ -38,6 +40,7 @@ int cmd_textgen_eval(int argc, char **argv) {
     if (cli_find(&cmd, "--limit")->seen && limit < 1) return cli_usage_error(&cmd, "--limit must be at least 1, got %ld", limit);
     if (batch < 1) return cli_usage_error(&cmd, "--batch-size must be at least 1, got %d", batch);
     if ((rc = cli_apply_threads(&cmd, "--threads", threads))) return rc;
+    if ((rc = cli_apply_matmul_precision(&cmd, "--matmul-precision", matmul_precision))) return rc;
     textgen_lm lm;
     if (textgen_load(model, &lm)) return cli_library_error();
     if (val_fraction < 0) val_fraction = lm.meta.val_fraction > 0 ? lm.meta.val_fraction : 0.1f;

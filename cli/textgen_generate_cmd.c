@@ -59,6 +59,7 @@ static int emit(const char *s, size_t n) {
 int cmd_textgen_generate(int argc, char **argv) {
     const char *model = NULL, *prompt = NULL, *prompt_file = NULL;
     int max_tokens = 200, threads = 0, no_cache = 0, no_echo = 0, verbose = 0;
+    const char *matmul_precision = NULL;
     textgen_sampling s = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f};
     uint64_t seed = 0;
     cli_opt opts[] = {
@@ -73,6 +74,7 @@ int cmd_textgen_generate(int argc, char **argv) {
         {"--no-cache", OPT_BOOL, &no_cache, NULL, "re-run the model on the whole window for every token (no KV cache)", 0},
         {"--no-echo", OPT_BOOL, &no_echo, NULL, "print only the generated text, not the prompt before it", 0},
         {"--threads", OPT_INT, &threads, "T", "kernel threads (default $MEDIAML_THREADS, else the core count)", 0},
+        {"--matmul-precision", OPT_STR, &matmul_precision, "P", CLI_MATMUL_PRECISION_HELP, 0},
         {"--verbose", OPT_BOOL, &verbose, NULL, "print the model, the prompt length and the speed (tokens/s) on stderr", 0},
         {NULL, 0, NULL, NULL, NULL, 0}};
     cli_cmd cmd = {"textgen generate", "--model FILE [--prompt TEXT] [OPTIONS]",
@@ -97,6 +99,7 @@ int cmd_textgen_generate(int argc, char **argv) {
     if (s.top_k < 0) return cli_usage_error(&cmd, "--top-k must not be negative, got %d", s.top_k);
     if (!(s.top_p > 0 && s.top_p <= 1)) return cli_usage_error(&cmd, "--top-p must be in (0, 1], got %g", s.top_p);
     if ((rc = cli_apply_threads(&cmd, "--threads", threads))) return rc;
+    if ((rc = cli_apply_matmul_precision(&cmd, "--matmul-precision", matmul_precision))) return rc;
 
     char *prompt_buf = NULL;
     size_t prompt_len = 0;

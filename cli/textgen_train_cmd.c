@@ -92,7 +92,9 @@ static int on_eval(const textgen_eval_info *e, void *user) {
         json_field_number(stdout, "train_seconds", e->train_seconds);
         json_field_number(stdout, "eval_seconds", e->eval_seconds);
         json_field_number(stdout, "tokens_per_second", e->tokens_per_second);
-        fputs("}\n", stdout);
+        /* what the matmuls computed in: bfloat16 only with precision medium on AMX */
+        printf(",\"matmul_dtype\":\"%s\"}\n",
+               !strcmp(mm_get_matmul_precision(), "medium") && mm_bf16_matmul_available() ? "bfloat16" : "float32");
     } else {
         printf("step %ld/%ld - loss: %.4f - val_loss: %.4f - val_accuracy: %.4f - %.0f tok/s - %.1fs (+%.1fs eval)\n",
                e->step, e->steps, e->train_loss, e->val_loss, e->val_accuracy, e->tokens_per_second, e->train_seconds,
@@ -154,6 +156,7 @@ int cmd_textgen_train(int argc, char **argv) {
                               .schedule = "cosine", .warmup = -1, .min_lr = -1, .eval_every = 250, .val_fraction = 0.1f};
     const char *arch = "gpt", *position = "learned";
     int threads = 0, json = 0;
+    const char *matmul_precision = NULL;
     cli_opt opts[] = {
         {"--data", OPT_STR, &c.data_path, "FILE", "UTF-8 text file: the first 90% of its tokens train, the rest validate (required)", 0},
         {"--out", OPT_STR, &c.out_path, "FILE", "model file, rewritten (with optimizer state) at every evaluation (required)", 0},
@@ -184,6 +187,7 @@ int cmd_textgen_train(int argc, char **argv) {
         {"--val-fraction", OPT_FLOAT, &c.val_fraction, "F", "fraction of the tokens held out for validation (default 0.1)", 0},
         {"--seed", OPT_U64, &c.seed, "S", "seed for weights, window sampling and dropout (default 0)", 0},
         {"--threads", OPT_INT, &threads, "T", "kernel threads (default $MEDIAML_THREADS, else the core count)", 0},
+        {"--matmul-precision", OPT_STR, &matmul_precision, "P", CLI_MATMUL_PRECISION_HELP, 0},
         {"--resume", OPT_BOOL, &c.resume, NULL, "continue the model in --out, if it exists, up to --steps", 0},
         {"--json", OPT_BOOL, &json, NULL, "one JSON object per evaluation", 0},
         {NULL, 0, NULL, NULL, NULL, 0}};
@@ -248,6 +252,7 @@ int cmd_textgen_train(int argc, char **argv) {
     if (!(c.val_fraction > 0 && c.val_fraction < 1)) return cli_usage_error(&cmd, "--val-fraction must be in (0, 1), got %g", c.val_fraction);
     if (SEEN("--limit") && c.limit < 1) return cli_usage_error(&cmd, "--limit must be at least 1, got %ld", c.limit);
     if ((rc = cli_apply_threads(&cmd, "--threads", threads))) return rc;
+    if ((rc = cli_apply_matmul_precision(&cmd, "--matmul-precision", matmul_precision))) return rc;
 #undef SEEN
 
     train_ctx t = {.cmd = &cmd, .cfg = &c, .json = json, .bar = !json && isatty(fileno(stdout))};

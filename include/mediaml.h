@@ -56,6 +56,19 @@ const char *mm_status_name(mm_status s);
 void mm_set_threads(int n);
 int mm_get_threads(void);
 
+/* ------------------------------------------------------------------ matmul precision */
+
+/* As torch.set_float32_matmul_precision. "highest" (the default): matmuls compute in float32.
+ * "medium": the matmuls of Dense layers (and of everything built on them) may round their two
+ * operands to bfloat16 and sum the products in float32, on CPUs with Intel AMX (several times
+ * the float32 rate); elsewhere they stay float32. Parameters, gradients, activations and every
+ * other op stay float32. The default comes from MEDIAML_MATMUL_PRECISION when it is set.
+ * Errors: MM_ERR_ARG for another name. */
+mm_status mm_set_matmul_precision(const char *name);
+const char *mm_get_matmul_precision(void);
+/* 1 when "medium" does use bfloat16 on this CPU and build, else 0. */
+int mm_bf16_matmul_available(void);
+
 /* ------------------------------------------------------------------ arrays */
 
 /* A dense float32 N-D array owned by the caller (data sets, predictions). */

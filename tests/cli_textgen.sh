@@ -72,6 +72,18 @@ expect_ok "eval on the same split" "$BIN" textgen eval --model "$M" --data "$SHA
 check "eval matches training's val_loss ($val)" has "^val_loss: $val nats/token"
 expect_ok "train --json" "$BIN" textgen train "${TINY[@]}" --steps 20 --eval-every 10 --json --out "$TMP/j.mm"
 check "JSON lines" test "$(count '^\{"step":[12]0,"steps":20,"loss":[0-9.e-]+,"val_loss":[0-9.e-]+,.*"tokens_per_second":')" -eq 2
+check "JSON: float32 matmuls by default" test "$(count '"matmul_dtype":"float32"\}$')" -eq 2
+expect_fail "unknown --matmul-precision" 2 "unknown matmul precision 'fast' \(expected highest or medium\)" \
+    "$BIN" textgen train "${TINY[@]}" --steps 5 --out "$TMP/p.mm" --matmul-precision fast
+# bfloat16 matmuls where the CPU has AMX (width 32: the matmuls are whole tiles), else a note
+expect_ok "train --matmul-precision medium" "$BIN" textgen train "${BASE[@]}" --layers 1 --heads 2 --width 32 \
+    --steps 20 --eval-every 20 --json --out "$TMP/p.mm" --matmul-precision medium
+if has "no AMX bfloat16 unit; matmuls stay float32" "$TMP/err"; then
+    check "medium without AMX: float32" has '"matmul_dtype":"float32"'
+else
+    check "medium with AMX: bfloat16" has '"matmul_dtype":"bfloat16"'
+fi
+check "medium trains (finite val_loss)" has '"val_loss":[0-9]'
 
 # resume: a stopped run continues where it stopped
 expect_ok "resume to 50 steps" "$BIN" textgen train "${TINY[@]}" --steps 50 --eval-every 10 --out "$M" --resume --width 64

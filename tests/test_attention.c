@@ -470,11 +470,62 @@ static void errors(void) {
     mm_graph_free(g);
 }
 
+/* Precision "medium": with AMX all six products run in bfloat16. Outputs and gradients stay
+ * within bfloat16's error of float32's, are the same bits at 1 and 2 threads, and differ from
+ * float32's (so the tile path ran); without AMX, or when the head width or length is not whole
+ * tiles, they are float32's bit for bit. */
+static void medium_precision(void) {
+    const int keep = mm_get_threads();
+    const struct { int T, causal, masked; float rate; } cases[] = {
+        {128, 1, 0, 0.0f}, {64, 1, 1, 0.0f}, {128, 0, 1, 0.1f}, {96, 1, 0, 0.1f}, {48, 1, 0, 0.0f}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int B = 2, T = cases[c].T, C = 64, H = 2;
+        const size_t n = (size_t)B * T * C;
+        mm_rng rng = {77 + c};
+        float *q = randv(n, &rng, 1), *k = randv(n, &rng, 1), *v = randv(n, &rng, 1), *gy = randv(n, &rng, 1);
+        float *mask = NULL;
+        if (cases[c].masked) {
+            mask = malloc((size_t)B * T * sizeof(float));
+            for (int i = 0; i < B * T; i++) mask[i] = (i % T) < T - 5 - 7 * (i / T) ? 1.0f : 0.0f;
+        }
+        float *res[3][4]; /* highest, medium 1 thread, medium 2 threads: out, dq, dk, dv */
+        for (int r = 0; r < 3; r++) {
+            for (int j = 0; j < 4; j++) res[r][j] = calloc(n, sizeof(float));
+            att_run run = {.B = B, .T = T, .C = C, .H = H, .causal = cases[c].causal, .training = 1,
+                           .rate = cases[c].rate, .step = 3, .q = q, .k = k, .v = v, .mask = mask, .gy = gy,
+                           .out = res[r][0], .dq = res[r][1], .dk = res[r][2], .dv = res[r][3]};
+            mm_set_threads(r == 2 ? 2 : 1);
+            CHECK_OK(mm_set_matmul_precision(r ? "medium" : "highest"));
+            run_attention(&run);
+        }
+        CHECK_OK(mm_set_matmul_precision("highest"));
+        const int bf = mm_bf16_matmul_available() && T % 32 == 0;
+        static const char *what[4] = {"out", "dq", "dk", "dv"};
+        for (int j = 0; j < 4; j++) {
+            double scale = 0;
+            for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(res[0][j][i]));
+            const double err = max_abs_diff(res[1][j], res[0][j], n);
+            CHECK(err <= 0.02 * scale, "medium attention T=%d %s: max error %.3g, float32 values up to %.3g", T,
+                  what[j], err, scale);
+            CHECK(memcmp(res[1][j], res[2][j], n * sizeof(float)) == 0, "medium attention T=%d %s: 1 and 2 threads differ",
+                  T, what[j]);
+            const int same = memcmp(res[1][j], res[0][j], n * sizeof(float)) == 0;
+            CHECK(bf ? !same : same, "medium attention T=%d %s: %s", T, what[j],
+                  bf ? "identical to float32, so AMX did not run" : "must stay float32 bit for bit");
+        }
+        for (int r = 0; r < 3; r++)
+            for (int j = 0; j < 4; j++) free(res[r][j]);
+        free(q), free(k), free(v), free(gy), free(mask);
+    }
+    mm_set_threads(keep);
+}
+
 int main(void) {
     gradchecks();
     attention_values();
     batched_and_threads();
     other_values();
     errors();
+    medium_precision();
     return tu_finish();
 }

@@ -6,11 +6,17 @@
  * one thread pool runs. Forward and dx split the rows; dw splits K or N, so each thread owns a
  * block of dw and no reduction (and no nondeterminism) is needed.
  *
- * work (backward, tiled dx only): w transposed, [N, K]. */
+ * With mm_set_matmul_precision("medium") and AMX (amx_gemm.h), GEMMs whose dimensions are
+ * whole tiles round both operands to bfloat16 and run on the tile unit instead.
+ *
+ * work: float32 (backward, tiled dx only): w transposed, [N, K]; AMX: the bfloat16 copies of
+ * the operands (see amx_fwd_halves / amx_bwd_halves). */
 #include "ops/ops.h"
 #include "ops/tile_gemm.h"
+#include "ops/amx_gemm.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <string.h>
 
 /* Row ranges for thread t of nt: [*lo, *hi). */
@@ -51,11 +57,43 @@ static int dw_is_tiled(size_t M, int K, int N) {
     return TG_BEATS_BLAS && M >= 64 && (size_t)K * (size_t)N <= DW_MAX_FLOATS && N % TG_NR == 0;
 }
 
+/* Precision "medium" on AMX (amx_gemm.h): every dimension in whole tiles, else float32. */
+static int amx_shape(size_t M, int K, int N) {
+    return M % (2 * AMX_ROWS) == 0 && K % AMX_KSTEP == 0 && N % AMX_COLS == 0 && M > 0;
+}
+
+/* bfloat16 copies (in 16-bit units) that the AMX forward and backward use. Forward: w in VNNI
+ * order, then per thread one row chunk of x at a time (so it stays in L2). Backward dx: w^T in
+ * VNNI order, per thread a row chunk of dy; then dw: x^T, dy in VNNI order. */
+static size_t chunk_rows(size_t M) { return M < ROW_CHUNK ? M : ROW_CHUNK; }
+static size_t amx_fwd_halves(int nt, size_t M, int K, int N) {
+    return (size_t)K * N + (size_t)nt * chunk_rows(M) * K;
+}
+static size_t amx_bwd_halves(int nt, size_t M, int K, int N) {
+    const size_t dx = (size_t)N * K + (size_t)nt * chunk_rows(M) * N, dw = (size_t)K * M + M * N;
+    return dx > dw ? dx : dw;
+}
+
+static int plan_threads(const mm_node *n) { return n->g && n->g->threads > 0 ? n->g->threads : 1; }
+
 static size_t matmul_work_bytes(const mm_node *n) {
     const mm_node *w = n->in[1];
-    /* only the backward's tiled dx uses it; inference plans skip it */
-    if (!n->runs_backward || w->ndim != 2 || !tiled((size_t)w->shape[1], (size_t)w->shape[0])) return 0;
-    return (size_t)w->shape[0] * (size_t)w->shape[1] * sizeof(float);
+    if (w->ndim != 2) return 0;
+    const int K = w->shape[0], N = w->shape[1];
+    const size_t M = n->in[0]->size / (size_t)K;
+    /* float32: only the backward's tiled dx uses it (w transposed), so inference plans skip it */
+    size_t bytes = n->runs_backward && tiled((size_t)N, (size_t)K) ? (size_t)K * N * sizeof(float) : 0;
+    if (amx_ready() && amx_shape(M, K, N)) {
+        const int nt = plan_threads(n);
+        size_t halves = amx_fwd_halves(nt, M, K, N);
+        if (n->runs_backward && amx_bwd_halves(nt, M, K, N) > halves) halves = amx_bwd_halves(nt, M, K, N);
+        if (halves * sizeof(uint16_t) > bytes) bytes = halves * sizeof(uint16_t);
+    }
+    return bytes;
+}
+
+static int use_amx(const mm_node *n, size_t M, int K, int N) {
+    return n->work && mm_matmul_bf16() && amx_shape(M, K, N);
 }
 
 static mm_status matmul_infer(mm_node *n) {
@@ -90,12 +128,35 @@ static void rows_tiled(int nt, size_t M, int inner, int cols, const float *A, co
     }
 }
 
+/* The same on AMX: each chunk rounds its rows of A to bfloat16 (into the thread's part of Ab,
+ * chunk_rows(M) rows each), then multiplies them by Bv, B already in VNNI order. */
+static void rows_amx(int nt, size_t M, int inner, int cols, const float *A, uint16_t *Ab, const uint16_t *Bv,
+                     const float *bias, float *C, int accumulate) {
+    const long chunks = (long)((M + ROW_CHUNK - 1) / ROW_CHUNK);
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (long c = 0; c < chunks; c++) {
+        const size_t lo = (size_t)c * ROW_CHUNK, rows = M - lo < ROW_CHUNK ? M - lo : ROW_CHUNK;
+        uint16_t *ab = Ab + (size_t)omp_get_thread_num() * chunk_rows(M) * inner;
+        bf16_matrix(A + lo * (size_t)inner, inner, 1, (int)rows, inner, ab, inner);
+        const amx_args a = {.M = (int)rows, .N = cols, .K = inner, .A = ab, .lda = inner,
+                            .B = Bv, .ldb = 2L * cols, .C = C + lo * (size_t)cols, .ldc = cols,
+                            .accumulate = accumulate, .bias = bias};
+        amx_gemm(&a);
+    }
+}
+
 static void matmul_forward(mm_node *n) {
     mm_node *x = n->in[0], *w = n->in[1];
     const int K = w->shape[0], N = w->shape[1];
     const size_t M = x->size / (size_t)K;
     const float *b = n->n_in == 3 ? n->in[2]->value : NULL;
     int nt = gemm_threads(n->g, M, (size_t)N, (size_t)K);
+    if (use_amx(n, M, K, N)) {
+        uint16_t *wv = n->work, *xb = wv + (size_t)K * N;
+        bf16_vnni(w->value, N, 1, K, N, wv);
+        rows_amx(nt, M, K, N, x->value, xb, wv, b, n->value, 0);
+        return;
+    }
     if (tiled((size_t)K, (size_t)N)) {
         rows_tiled(nt, M, K, N, x->value, w->value, b, n->value, 0);
         return;
@@ -121,6 +182,12 @@ static void matmul_dx(mm_node *n, size_t M, int K, int N) {
     mm_node *x = n->in[0], *w = n->in[1];
     const float *dy = n->grad;
     int nt = gemm_threads(n->g, M, (size_t)N, (size_t)K);
+    if (use_amx(n, M, K, N)) {
+        uint16_t *wtv = n->work, *dyb = wtv + (size_t)N * K; /* w^T [N, K] in VNNI order, dy */
+        bf16_vnni(w->value, 1, N, N, K, wtv);
+        rows_amx(nt, M, N, K, dy, dyb, wtv, NULL, x->grad, n->acc[0]);
+        return;
+    }
     if (tiled((size_t)N, (size_t)K)) {
         float *wt = n->work; /* w^T [N, K]: the tiled kernel's B is row-major */
         for (int k = 0; k < K; k++)
@@ -151,6 +218,44 @@ static void dw_block_tiled(const float *xv, const float *dy, float *dw, size_t M
     }
 }
 
+/* dw (+)= x^T dy on AMX. The threads first round x^T (A, rows K, inner M) and dy (B, in VNNI
+ * order over pairs of rows) to bfloat16, each a share of the rows of x and dy; then each takes
+ * blocks of dw and sums over M in chunks of DW_AMX_CHUNK rows, so a chunk's slices of both stay
+ * in L2 while the block's tiles pass over them. */
+#define DW_AMX_CHUNK 512
+
+static void dw_amx(mm_node *n, int nt, int by_rows, size_t M, int K, int N) {
+    const float *xv = n->in[0]->value, *dy = n->grad;
+    float *dw = n->in[1]->grad;
+    const int acc = n->acc[1];
+    uint16_t *xt = n->work, *dyv = xt + (size_t)K * M;
+    const long pieces = (long)(M / AMX_KSTEP);
+    const int len = by_rows ? K : N, unit = by_rows ? 2 * AMX_ROWS : AMX_COLS;
+    const int units = (len + unit - 1) / unit, blocks = units < 2 * nt ? units : 2 * nt;
+#pragma omp parallel num_threads(nt)
+    {
+#pragma omp for schedule(static)
+        for (long p = 0; p < pieces; p++) {
+            const size_t m0 = (size_t)p * AMX_KSTEP;
+            bf16_matrix(xv + m0 * K, 1, K, K, AMX_KSTEP, xt + m0, (long)M);
+            bf16_vnni(dy + m0 * N, N, 1, AMX_KSTEP, N, dyv + m0 * N);
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int blk = 0; blk < blocks; blk++) {
+            const int lo = units * blk / blocks * unit, end = units * (blk + 1) / blocks * unit;
+            const int hi = end < len ? end : len;
+            const int r0 = by_rows ? lo : 0, r1 = by_rows ? hi : K, c0 = by_rows ? 0 : lo, c1 = by_rows ? N : hi;
+            for (size_t m0 = 0; m0 < M; m0 += DW_AMX_CHUNK) {
+                const int mc = (int)(M - m0 < DW_AMX_CHUNK ? M - m0 : DW_AMX_CHUNK);
+                const amx_args a = {.M = r1 - r0, .N = c1 - c0, .K = mc, .A = xt + (size_t)r0 * M + m0,
+                                    .lda = (long)M, .B = dyv + m0 * N + 2 * (size_t)c0, .ldb = 2L * N,
+                                    .C = dw + (size_t)r0 * N + c0, .ldc = N, .accumulate = acc || m0 > 0};
+                amx_gemm(&a);
+            }
+        }
+    }
+}
+
 /* dw (+)= x^T dy. Each thread reads all of the operand it does not split: split dw by rows
  * (K) when x [M, K] is the larger operand, else by columns (N), so dy [M, N] is read once. */
 static void matmul_dw(mm_node *n, size_t M, int K, int N) {
@@ -159,6 +264,10 @@ static void matmul_dw(mm_node *n, size_t M, int K, int N) {
     const float *dy = n->grad;
     const int by_rows = K >= N, acc = n->acc[1];
     int nt = gemm_threads(n->g, by_rows ? (size_t)K : (size_t)N, by_rows ? (size_t)N : (size_t)K, M);
+    if (use_amx(n, M, K, N)) {
+        dw_amx(n, nt, by_rows, M, K, N);
+        return;
+    }
     if (dw_is_tiled(M, K, N)) {
         /* two blocks per thread, each whole register tiles, taken dynamically */
         const int len = by_rows ? K : N, unit = by_rows ? TG_MR : TG_NR;

@@ -1,0 +1,56 @@
+/* bfloat16 GEMM on Intel AMX, for mm_set_matmul_precision("medium").
+ *
+ * An AMX tile multiply (TDPBF16PS) takes a 16 x 32 bfloat16 tile of A and a 32 x 16 tile of B
+ * (stored as 16 rows of 16 column pairs: "VNNI" order, the two inner indices 2p and 2p + 1 of
+ * a column side by side) and adds their float32 products to a 16 x 16 float32 tile, about 16x
+ * the work of one AVX-512 FMA per cycle. Rounding both operands to bfloat16 (8 significant
+ * bits) and summing in float32 is what PyTorch's torch.set_float32_matmul_precision("medium")
+ * and its bf16 autocast do; training curves of small Transformers match float32's to a few
+ * thousandths of a nat (bench/textgen.sh measures it).
+ *
+ * The CPU must have AMX-TILE and AMX-BF16 (Sapphire Rapids and later), the build must target
+ * it (-march=native there) and Linux must grant the process the tile state (arch_prctl
+ * ARCH_REQ_XCOMP_PERM, Linux 5.16+); amx_ready() checks all three once. Elsewhere the callers
+ * keep their float32 kernels. */
+#ifndef MM_AMX_GEMM_H
+#define MM_AMX_GEMM_H
+
+#include <stdint.h>
+
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__AVX512BF16__)
+#define AMX_BUILT 1
+#else
+#define AMX_BUILT 0
+#endif
+
+#define AMX_ROWS 16 /* rows of a tile */
+#define AMX_KSTEP 32 /* bfloat16 values in a tile row: the inner step of one multiply */
+#define AMX_COLS 32 /* output columns per block: two 16-column tiles */
+
+/* 1 when this build has the AMX kernel and the process may use the tile registers. */
+int amx_ready(void);
+
+/* dst[i * ldd + j] = bf16(src[i * si + j * sj]) for i < rows, j < cols (round to nearest even):
+ * A operands, row-major (sj = 1) or transposed (si = 1). */
+void bf16_matrix(const float *src, long si, long sj, int rows, int cols, uint16_t *dst, long ldd);
+
+/* B operand [inner][cols] in VNNI order: dst[(i / 2) * 2 * cols + 2 * j + i % 2] = bf16(src[i * si
+ * + j * sj]); inner must be even. */
+void bf16_vnni(const float *src, long si, long sj, int inner, int cols, uint16_t *dst);
+
+typedef struct amx_args { /* designated initializers recommended */
+    int M, N, K;          /* M % 16 == 0, N % AMX_COLS == 0, K % AMX_KSTEP == 0 */
+    const uint16_t *A;    /* bfloat16 [M][lda] */
+    long lda;
+    const uint16_t *B;    /* VNNI: K / 2 rows of ldb bfloat16 (ldb >= 2 N) */
+    long ldb;
+    float *C;             /* float32 [M][ldc] */
+    long ldc;
+    int accumulate;       /* 1: C += A B, 0: C = A B */
+    const float *bias;    /* NULL, or N values added to every row */
+} amx_args;
+
+/* C (+)= A B (+ bias) on the calling thread. Call only when amx_ready(). */
+void amx_gemm(const amx_args *a);
+
+#endif

@@ -8,6 +8,7 @@
  *
  * attrs: leaky_relu f[0] = alpha. */
 #include "ops/fastexp.h"
+#include "ops/gelu.h"
 #include "ops/ops.h"
 
 #include <math.h>
@@ -144,40 +145,22 @@ static const mm_op tanh_op = {
  * input need not be kept: recomputing erf and exp there was 2% of GPT training. */
 
 /* Elements of the output at the batch capacity (the saved derivative's size). */
-static size_t cap_size(const mm_node *n) {
-    size_t s = mm_shape_size(n->ndim, n->shape);
-    if (n->batched && n->g && n->g->batch_cap > n->shape[0]) s = s / (size_t)n->shape[0] * (size_t)n->g->batch_cap;
-    return s;
-}
-
-static size_t gelu_saved_bytes(const mm_node *n) { return cap_size(n) * sizeof(float); }
+static size_t gelu_saved_bytes(const mm_node *n) { return mm_cap_size(n) * sizeof(float); }
 
 static void gelu_grad_backward(mm_node *n) {
     const float *d = n->saved, *gy = n->grad;
     GRAD_EACH(n, gy[i] * d[i]);
 }
 
-#define INV_SQRT2 0.70710678118654752440f
-#define INV_SQRT_2PI 0.39894228040143267794f
-
-static inline float gelu_f(float x) { return 0.5f * x * (1.0f + mm_fast_erff(x * INV_SQRT2)); }
-
-/* y = 0.5 x (1 + erf(x / sqrt 2)); dy/dx = 0.5 (1 + erf(x / sqrt 2)) + x phi(x), where
- * phi(x) = exp(-x^2 / 2) / sqrt(2 pi) uses the exponential inside erf. */
+/* y = gelu(x) (ops/gelu.h); training keeps dy/dx for the backward. */
 static void gelu_forward(mm_node *n) {
     const float *x = n->in[0]->value;
     float *y = n->value, *d = n->saved;
     if (!n->runs_backward) {
-        EACH(n, y[i] = gelu_f(x[i]));
+        EACH(n, y[i] = mm_gelu(x[i]));
         return;
     }
-    EACH(n, {
-        const float u = x[i] * INV_SQRT2;
-        const float e = mm_fast_expf(-u * u);
-        const float cdf2 = 1.0f + mm_fast_erff_e(u, e);
-        y[i] = 0.5f * x[i] * cdf2;
-        d[i] = 0.5f * cdf2 + x[i] * INV_SQRT_2PI * e;
-    });
+    EACH(n, y[i] = mm_gelu_grad(x[i], &d[i]));
 }
 
 static const mm_op gelu_op = {
@@ -345,8 +328,7 @@ static void tanh_vec(float *v, size_t n, float a) {
 }
 static void gelu_vec(float *v, size_t n, float a) {
     (void)a;
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) v[i] = gelu_f(v[i]);
+    mm_gelu_span(v, v, NULL, n);
 }
 static void gelu_tanh_vec(float *v, size_t n, float a) {
     (void)a;

@@ -36,7 +36,12 @@
  * inputs: q, k, v[, key_mask]. attrs: i[0] = n_heads, i[1] = causal; f[0] = dropout rate.
  * saved: HEADER bytes (struct hdr) then lse[Bcap * H * T] floats (-inf: fully masked row).
  * The backward reads the output (for D).
- * work: threads * (2 * RB * T + 2 * T * hd) floats. */
+ * Precision "medium" (mm_set_matmul_precision) on AMX: the six products round their operands to
+ * bfloat16 and sum in float32 on the tile unit (amx_gemm.h), over whole blocks (the softmax zeroes
+ * the causal triangle); the softmax, masks, dropout and D stay float32.
+ *
+ * work: threads * (2 * RB * T + 2 * T * hd) floats, then with AMX threads * amx_halves()
+ * bfloat16 values (struct amx_ops). */
 #include "ops/ops.h"
 #include "ops/fastexp.h"
 #include "ops/tile_gemm.h"

@@ -16,12 +16,6 @@ static int nthreads(const mm_node *n) {
     return n->g && n->g->threads > 0 ? n->g->threads : mm_threads();
 }
 
-static size_t cap_size(const mm_node *n) {
-    size_t s = mm_shape_size(n->ndim, n->shape);
-    if (n->batched && n->g && n->g->batch_cap > n->shape[0])
-        s = s / (size_t)n->shape[0] * (size_t)n->g->batch_cap;
-    return s;
-}
 
 static mm_status dropout_infer(mm_node *n) {
     mm_node *x = n->in[0];
@@ -34,7 +28,7 @@ static mm_status dropout_infer(mm_node *n) {
     return MM_OK;
 }
 
-static size_t dropout_saved_bytes(const mm_node *n) { return HEADER + cap_size(n); }
+static size_t dropout_saved_bytes(const mm_node *n) { return HEADER + mm_cap_size(n); }
 
 static void dropout_forward(mm_node *n) {
     const float *x = n->in[0]->value;

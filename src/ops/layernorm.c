@@ -24,10 +24,7 @@ static int nthreads(const mm_node *n) {
 
 /* Rows (all axes but the last) at the batch capacity. */
 static size_t cap_rows(const mm_node *n) {
-    size_t s = mm_shape_size(n->ndim, n->shape);
-    if (n->batched && n->g && n->g->batch_cap > n->shape[0])
-        s = s / (size_t)n->shape[0] * (size_t)n->g->batch_cap;
-    return s / (size_t)n->shape[n->ndim - 1];
+    return mm_cap_size(n) / (size_t)n->shape[n->ndim - 1];
 }
 
 static size_t nblocks(size_t rows) { return (rows + ROW_BLOCK - 1) / ROW_BLOCK; }

@@ -14,7 +14,18 @@
 #define MM_AXIS_ALL 99
 
 /* x[..., K] @ w[K, N] (+ b[N]) -> [..., N]; b may be NULL. */
+/* Elements of n at the graph's batch capacity (what buffers planned for n must hold when the
+ * batch may grow back to it). */
+static inline size_t mm_cap_size(const mm_node *n) {
+    size_t s = mm_shape_size(n->ndim, n->shape);
+    if (n->batched && n->g && n->g->batch_cap > n->shape[0]) s = s / (size_t)n->shape[0] * (size_t)n->g->batch_cap;
+    return s;
+}
+
 mm_node *mm_g_matmul(mm_graph *g, mm_node *x, mm_node *w, mm_node *b);
+/* gelu(x w + b) in one op (Dense with activation "gelu"): the GELU runs on each row chunk of the
+ * product while it is still in cache and keeps its derivative for the backward. */
+mm_node *mm_g_matmul_gelu(mm_graph *g, mm_node *x, mm_node *w, mm_node *b);
 
 /* Element-wise with NumPy broadcasting (shapes aligned from the right). */
 mm_node *mm_g_add(mm_graph *g, mm_node *a, mm_node *b);

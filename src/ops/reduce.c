@@ -18,13 +18,6 @@ static int nthreads(const mm_node *n) {
     return n->g && n->g->threads > 0 ? n->g->threads : mm_threads();
 }
 
-static size_t cap_size(const mm_node *x) {
-    size_t s = mm_shape_size(x->ndim, x->shape);
-    if (x->batched && x->g && x->g->batch_cap > x->shape[0])
-        s = s / (size_t)x->shape[0] * (size_t)x->g->batch_cap;
-    return s;
-}
-
 static mm_status reduce_infer(mm_node *n) {
     const mm_node *x = n->in[0];
     const int axis = n->a.i[0], keep = n->a.i[1];
@@ -54,7 +47,7 @@ static mm_status reduce_infer(mm_node *n) {
 
 static size_t reduce_work_bytes(const mm_node *n) {
     if (n->a.i[0] != MM_AXIS_ALL) return 0;
-    return (cap_size(n->in[0]) + BLOCK - 1) / BLOCK * sizeof(double);
+    return (mm_cap_size(n->in[0]) + BLOCK - 1) / BLOCK * sizeof(double);
 }
 
 /* outer x len x inner around the reduced axis, from the input's current shape. */

@@ -17,13 +17,6 @@ static int nthreads(const mm_node *n) {
     return n->g && n->g->threads > 0 ? n->g->threads : mm_threads();
 }
 
-static size_t cap_size(const mm_node *x) {
-    size_t s = mm_shape_size(x->ndim, x->shape);
-    if (x->batched && x->g && x->g->batch_cap > x->shape[0])
-        s = s / (size_t)x->shape[0] * (size_t)x->g->batch_cap;
-    return s;
-}
-
 static mm_status l1l2_infer(mm_node *n) {
     float l1 = n->a.f[0], l2 = n->a.f[1];
     if (!(l1 >= 0.0f) || !(l2 >= 0.0f) || isinf(l1) || isinf(l2))
@@ -36,7 +29,7 @@ static mm_status l1l2_infer(mm_node *n) {
 }
 
 static size_t l1l2_work_bytes(const mm_node *n) {
-    return (cap_size(n->in[0]) + BLOCK - 1) / BLOCK * sizeof(double);
+    return (mm_cap_size(n->in[0]) + BLOCK - 1) / BLOCK * sizeof(double);
 }
 
 /* l1 * sum|w| + l2 * sum w^2 over one block; the sums in fixed lanes (mm_dot_lanes) so that

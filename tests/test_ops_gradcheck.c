@@ -99,11 +99,6 @@ static mm_node *b_matmul(mm_graph *g, mm_node **p, void *c) {
     return mm_g_matmul(g, p[0], p[1], k->i[0] ? p[2] : NULL);
 }
 
-static mm_node *b_matmul_gelu(mm_graph *g, mm_node **p, void *c) {
-    cfg *k = c;
-    return mm_g_matmul_gelu(g, p[0], p[1], k->i[0] ? p[2] : NULL);
-}
-
 static mm_node *b_conv(mm_graph *g, mm_node **p, void *c) {
     cfg *k = c;
     return mm_g_conv2d(g, p[0], p[1], k->i[0] ? p[2] : NULL, k->i[1], k->i[2], k->i[3]);
@@ -324,10 +319,6 @@ static void grad_owner_ops(void) {
         k.i[0] = 1;
         tu_param_spec st[3] = {SPEC(2, 70, 64), SPEC(2, 64, 64), SPEC(1, 64)};
         gc("matmul + bias, tiled kernel", 3, st, b_matmul, &k);
-        gc("matmul_gelu + bias, tiled kernel", 3, st, b_matmul_gelu, &k);
-        gc("matmul_gelu + bias", 3, s, b_matmul_gelu, &k);
-        k.i[0] = 0;
-        gc("matmul_gelu", 2, s, b_matmul_gelu, &k);
     }
     /* conv2d: valid/same x stride 1/2, multi-channel */
     for (int same = 0; same < 2; same++)

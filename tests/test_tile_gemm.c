@@ -159,53 +159,9 @@ static void matmul_threads(void) {
     free(x), free(w), free(b), free(gy);
 }
 
-/* matmul_gelu (Dense with activation "gelu") against matmul then gelu: the same bits forward
- * and backward, on the tiled, OpenBLAS and (precision medium, with AMX) bfloat16 paths. */
-static void fused_gelu(void) {
-    const int shapes[][3] = {{300, 128, 96}, {300, 128, 65}, {256, 64, 128}};
-    const char *precisions[] = {"highest", "medium"};
-    for (int s = 0; s < 3; s++)
-        for (int p = 0; p < 2; p++) {
-            const int M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
-            mm_rng rng = {9 + s};
-            float *x = rand_buf((size_t)M * K, &rng), *w = rand_buf((size_t)K * N, &rng), *b = rand_buf(N, &rng);
-            float *gy = rand_buf((size_t)M * N, &rng);
-            float *out[2], *dx[2], *dw[2], *db[2];
-            CHECK_OK(mm_set_matmul_precision(precisions[p]));
-            for (int f = 0; f < 2; f++) {
-                out[f] = malloc((size_t)M * N * sizeof(float));
-                dx[f] = calloc((size_t)M * K, sizeof(float));
-                dw[f] = calloc((size_t)K * N, sizeof(float));
-                db[f] = calloc(N, sizeof(float));
-                mm_graph *g = mm_graph_new();
-                const int xs[2] = {M, K}, ws[2] = {K, N}, bs[1] = {N};
-                mm_node *xn = mm_graph_param(g, "x", 2, xs, x, dx[f], 1);
-                mm_node *wn = mm_graph_param(g, "w", 2, ws, w, dw[f], 1);
-                mm_node *bn = mm_graph_param(g, "b", 1, bs, b, db[f], 1);
-                mm_node *y = f ? mm_g_matmul_gelu(g, xn, wn, bn) : mm_g_activation(g, mm_g_matmul(g, xn, wn, bn), "gelu", 0);
-                g->external_seed = 1;
-                CHECK_OK(mm_graph_plan(g, y, 1));
-                mm_graph_forward(g);
-                memcpy(out[f], y->value, (size_t)M * N * sizeof(float));
-                memcpy(y->grad, gy, (size_t)M * N * sizeof(float));
-                mm_graph_backward(g);
-                mm_graph_free(g);
-            }
-            CHECK(memcmp(out[0], out[1], (size_t)M * N * sizeof(float)) == 0 &&
-                      memcmp(dx[0], dx[1], (size_t)M * K * sizeof(float)) == 0 &&
-                      memcmp(dw[0], dw[1], (size_t)K * N * sizeof(float)) == 0 &&
-                      memcmp(db[0], db[1], N * sizeof(float)) == 0,
-                  "matmul_gelu %dx%dx%d (%s) differs from matmul then gelu", M, K, N, precisions[p]);
-            for (int f = 0; f < 2; f++) free(out[f]), free(dx[f]), free(dw[f]), free(db[f]);
-            free(x), free(w), free(b), free(gy);
-        }
-    CHECK_OK(mm_set_matmul_precision("highest"));
-}
-
 int main(void) {
     shapes();
     limits();
     matmul_threads();
-    fused_gelu();
     return tu_finish();
 }

@@ -355,12 +355,6 @@ mm_node *mm_layer_build(mm_model *m, mm_layer *l, mm_graph *g, mm_node **xs, mm_
             *logits = y;
             return y;
         }
-        if (l->type == MM_DENSE && !strcmp(l->activation, "gelu")) {
-            /* Fused: the GELU runs on each row chunk of the product while it is in cache. */
-            y = mm_g_matmul_gelu(g, x, w, b);
-            *logits = y;
-            return y;
-        }
         y = l->type == MM_DENSE ? mm_g_matmul(g, x, w, b)
                                 : mm_g_conv2d(g, x, w, b, l->strides[0], l->strides[1], l->same);
         break;

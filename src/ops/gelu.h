@@ -1,6 +1,6 @@
 /* GELU, erf form: y = 0.5 x (1 + erf(x / sqrt 2)), and its derivative
  * dy/dx = 0.5 (1 + erf(x / sqrt 2)) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi), which reuses
- * the exponential inside erf. Shared by the gelu op and matmul's fused Dense + gelu. */
+ * the exponential inside erf. */
 #ifndef MM_GELU_H
 #define MM_GELU_H
 

@@ -6,9 +6,6 @@
  * one thread pool runs. Forward and dx split the rows; dw splits K or N, so each thread owns a
  * block of dw and no reduction (and no nondeterminism) is needed.
  *
- * matmul_gelu (Dense with activation "gelu") is the same op followed by GELU on each finished row
- * chunk while it is still in cache; it keeps gelu' for the backward, which first scales dy by it.
- *
  * With mm_set_matmul_precision("medium") and AMX (amx_gemm.h), GEMMs whose dimensions are
  * whole tiles round both operands to bfloat16 and run on the tile unit instead.
  *
@@ -17,7 +14,6 @@
 #include "ops/ops.h"
 #include "ops/tile_gemm.h"
 #include "ops/amx_gemm.h"
-#include "ops/gelu.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -62,8 +58,6 @@ static int dw_is_tiled(size_t M, int K, int N) {
 }
 
 /* Precision "medium" on AMX (amx_gemm.h): every dimension in whole tiles, else float32. */
-enum { ACT_NONE, ACT_GELU }; /* attrs i[0]: the fused activation (matmul_gelu) */
-
 static int amx_shape(size_t M, int K, int N) {
     return M % (2 * AMX_ROWS) == 0 && K % AMX_KSTEP == 0 && N % AMX_COLS == 0 && M > 0;
 }
@@ -119,23 +113,10 @@ static mm_status matmul_infer(mm_node *n) {
     return MM_OK;
 }
 
-/* What the forward does to each finished row chunk of its output, while the chunk is still in
- * cache: nothing (NULL or gelu 0), or GELU in place, keeping the derivative in d when training. */
-typedef struct epilogue {
-    int gelu;
-    float *d;
-} epilogue;
-
-static void finish_rows(const epilogue *e, float *C, size_t lo, size_t rows, int cols) {
-    if (!e || !e->gelu) return;
-    const size_t at = lo * (size_t)cols;
-    mm_gelu_span(C + at, C + at, e->d ? e->d + at : NULL, rows * (size_t)cols);
-}
-
 /* C[M, cols] (+)= A[M, inner] B[inner, cols] (+ bias) on the tiled kernel, in row chunks that
  * the threads take dynamically. */
 static void rows_tiled(int nt, size_t M, int inner, int cols, const float *A, const float *B, const float *bias,
-                       float *C, int accumulate, const epilogue *e) {
+                       float *C, int accumulate) {
     const long chunks = (long)((M + ROW_CHUNK - 1) / ROW_CHUNK);
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (long c = 0; c < chunks; c++) {
@@ -144,14 +125,13 @@ static void rows_tiled(int nt, size_t M, int inner, int cols, const float *A, co
                            .sai = inner, .sak = 1, .B = B, .ldb = cols, .C = C + lo * (size_t)cols, .ldc = cols,
                            .accumulate = accumulate, .bias = bias};
         tg_gemm(&a);
-        finish_rows(e, C, lo, rows, cols);
     }
 }
 
 /* The same on AMX: each chunk rounds its rows of A to bfloat16 (into the thread's part of Ab,
  * chunk_rows(M) rows each), then multiplies them by Bv, B already in VNNI order. */
 static void rows_amx(int nt, size_t M, int inner, int cols, const float *A, uint16_t *Ab, const uint16_t *Bv,
-                     const float *bias, float *C, int accumulate, const epilogue *e) {
+                     const float *bias, float *C, int accumulate) {
     const long chunks = (long)((M + ROW_CHUNK - 1) / ROW_CHUNK);
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (long c = 0; c < chunks; c++) {
@@ -162,7 +142,6 @@ static void rows_amx(int nt, size_t M, int inner, int cols, const float *A, uint
                             .B = Bv, .ldb = 2L * cols, .C = C + lo * (size_t)cols, .ldc = cols,
                             .accumulate = accumulate, .bias = bias};
         amx_gemm(&a);
-        finish_rows(e, C, lo, rows, cols);
     }
 }
 
@@ -172,15 +151,14 @@ static void matmul_forward(mm_node *n) {
     const size_t M = x->size / (size_t)K;
     const float *b = n->n_in == 3 ? n->in[2]->value : NULL;
     int nt = gemm_threads(n->g, M, (size_t)N, (size_t)K);
-    const epilogue e = {.gelu = n->a.i[0] == ACT_GELU, .d = n->runs_backward ? n->saved : NULL};
     if (use_amx(n, M, K, N)) {
         uint16_t *wv = n->work, *xb = wv + (size_t)K * N;
         bf16_vnni(w->value, N, 1, K, N, wv);
-        rows_amx(nt, M, K, N, x->value, xb, wv, b, n->value, 0, &e);
+        rows_amx(nt, M, K, N, x->value, xb, wv, b, n->value, 0);
         return;
     }
     if (tiled((size_t)K, (size_t)N)) {
-        rows_tiled(nt, M, K, N, x->value, w->value, b, n->value, 0, &e);
+        rows_tiled(nt, M, K, N, x->value, w->value, b, n->value, 0);
         return;
     }
 #pragma omp parallel for num_threads(nt) schedule(static)
@@ -196,7 +174,6 @@ static void matmul_forward(mm_node *n) {
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), N, K, 1.0f,
                     x->value + lo * (size_t)K, K, w->value, N, beta, y, N);
-        finish_rows(&e, n->value, lo, hi - lo, N);
     }
 }
 
@@ -208,14 +185,14 @@ static void matmul_dx(mm_node *n, size_t M, int K, int N) {
     if (use_amx(n, M, K, N)) {
         uint16_t *wtv = n->work, *dyb = wtv + (size_t)N * K; /* w^T [N, K] in VNNI order, dy */
         bf16_vnni(w->value, 1, N, N, K, wtv);
-        rows_amx(nt, M, N, K, dy, dyb, wtv, NULL, x->grad, n->acc[0], NULL);
+        rows_amx(nt, M, N, K, dy, dyb, wtv, NULL, x->grad, n->acc[0]);
         return;
     }
     if (tiled((size_t)N, (size_t)K)) {
         float *wt = n->work; /* w^T [N, K]: the tiled kernel's B is row-major */
         for (int k = 0; k < K; k++)
             for (int j = 0; j < N; j++) wt[(size_t)j * K + k] = w->value[(size_t)k * N + j];
-        rows_tiled(nt, M, N, K, dy, wt, NULL, x->grad, n->acc[0], NULL);
+        rows_tiled(nt, M, N, K, dy, wt, NULL, x->grad, n->acc[0]);
         return;
     }
     float beta = n->acc[0] ? 1.0f : 0.0f;
@@ -338,22 +315,10 @@ static void matmul_db(mm_node *n, size_t M, int N) {
     }
 }
 
-/* Fused GELU: dy (+)= ... starts as dy * gelu'(pre-activation). This node's gradient is read by
- * no one after its own backward, so it is scaled in place. */
-static void gelu_grad_in_place(mm_node *n) {
-    const float *d = n->saved;
-    float *gy = n->grad;
-    const long size = (long)n->size;
-    const int nt = n->g && n->g->threads > 0 ? n->g->threads : 1;
-#pragma omp parallel for simd num_threads(nt) schedule(static) if (size > 65536)
-    for (long i = 0; i < size; i++) gy[i] *= d[i];
-}
-
 static void matmul_backward(mm_node *n) {
     const mm_node *x = n->in[0], *w = n->in[1];
     const int K = w->shape[0], N = w->shape[1];
     const size_t M = x->size / (size_t)K;
-    if (n->a.i[0] == ACT_GELU) gelu_grad_in_place(n);
     if (x->grad) matmul_dx(n, M, K, N);
     if (w->grad) matmul_dw(n, M, K, N);
     if (n->n_in == 3 && n->in[2]->grad) matmul_db(n, M, N);
@@ -368,29 +333,7 @@ static const mm_op matmul_op = {
     .backward_reads = (1u << 0) | (1u << 1),
 };
 
-/* saved: gelu'(pre-activation), one float per output, when training */
-static size_t matmul_gelu_saved_bytes(const mm_node *n) {
-    return n->runs_backward ? mm_cap_size(n) * sizeof(float) : 0;
-}
-
-static const mm_op matmul_gelu_op = {
-    .name = "matmul_gelu",
-    .infer = matmul_infer,
-    .saved_bytes = matmul_gelu_saved_bytes,
-    .work_bytes = matmul_work_bytes,
-    .forward = matmul_forward,
-    .backward = matmul_backward,
-    .backward_reads = (1u << 0) | (1u << 1),
-};
-
 mm_node *mm_g_matmul(mm_graph *g, mm_node *x, mm_node *w, mm_node *b) {
     mm_node *in[3] = {x, w, b};
     return mm_graph_op(g, &matmul_op, b ? 3 : 2, in, NULL, NULL);
-}
-
-mm_node *mm_g_matmul_gelu(mm_graph *g, mm_node *x, mm_node *w, mm_node *b) {
-    mm_node *in[3] = {x, w, b};
-    mm_attrs a = {0};
-    a.i[0] = ACT_GELU;
-    return mm_graph_op(g, &matmul_gelu_op, b ? 3 : 2, in, &a, NULL);
 }

@@ -23,9 +23,6 @@ static inline size_t mm_cap_size(const mm_node *n) {
 }
 
 mm_node *mm_g_matmul(mm_graph *g, mm_node *x, mm_node *w, mm_node *b);
-/* gelu(x w + b) in one op (Dense with activation "gelu"): the GELU runs on each row chunk of the
- * product while it is still in cache and keeps its derivative for the backward. */
-mm_node *mm_g_matmul_gelu(mm_graph *g, mm_node *x, mm_node *w, mm_node *b);
 
 /* Element-wise with NumPy broadcasting (shapes aligned from the right). */
 mm_node *mm_g_add(mm_graph *g, mm_node *a, mm_node *b);

@@ -121,7 +121,38 @@ void bf16_matrix(const float *src, long si, long sj, int rows, int cols, uint16_
         }
 }
 
+void bf16_rows_vnni(const float *src, long ld, int rows, int cols, uint16_t *rows_dst, uint16_t *vnni_dst) {
+    for (int p = 0; p < rows / 2; p++) {
+        const float *r0 = src + 2L * p * ld, *r1 = r0 + ld;
+        uint16_t *d0 = rows_dst ? rows_dst + 2L * p * cols : NULL, *d1 = d0 ? d0 + cols : NULL;
+        uint16_t *dv = vnni_dst ? vnni_dst + 2L * p * cols : NULL;
+        int j = 0;
+#if AMX_BUILT
+        /* two rows of 16 -> 32 bfloat16 (row 2p low, 2p + 1 high): as they are for the rows,
+         * interleaved for VNNI */
+        const __m512i mix = PAIR_MIX;
+        for (; j + 16 <= cols; j += 16) {
+            const __m512i v = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(r1 + j), _mm512_loadu_ps(r0 + j));
+            if (d0) {
+                _mm256_storeu_si256((__m256i *)(d0 + j), _mm512_castsi512_si256(v));
+                _mm256_storeu_si256((__m256i *)(d1 + j), _mm512_extracti64x4_epi64(v, 1));
+            }
+            if (dv) _mm512_storeu_si512(dv + 2 * j, _mm512_permutexvar_epi16(mix, v));
+        }
+#endif
+        for (; j < cols; j++) {
+            const uint16_t a = bf16(r0[j]), b = bf16(r1[j]);
+            if (d0) d0[j] = a, d1[j] = b;
+            if (dv) dv[2 * j] = a, dv[2 * j + 1] = b;
+        }
+    }
+}
+
 void bf16_vnni(const float *src, long si, long sj, int inner, int cols, uint16_t *dst) {
+    if (sj == 1) {
+        bf16_rows_vnni(src, si, inner, cols, NULL, dst);
+        return;
+    }
     int pv = 0; /* pairs done by the vector path */
 #if AMX_BUILT
     if (si == 1) {
@@ -148,18 +179,7 @@ void bf16_vnni(const float *src, long si, long sj, int inner, int cols, uint16_t
     for (int p = pv; p < inner / 2; p++) {
         const float *r0 = src + 2L * p * si, *r1 = r0 + si;
         uint16_t *d = dst + 2L * p * cols;
-        int j = 0;
-#if AMX_BUILT
-        if (sj == 1) {
-            /* two rows of 16 -> 32 bfloat16 (row 2p low, 2p + 1 high), then interleaved */
-            const __m512i mix = PAIR_MIX;
-            for (; j + 16 <= cols; j += 16) {
-                const __m512i v = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(r1 + j), _mm512_loadu_ps(r0 + j));
-                _mm512_storeu_si512(d + 2 * j, _mm512_permutexvar_epi16(mix, v));
-            }
-        }
-#endif
-        for (; j < cols; j++) {
+        for (int j = 0; j < cols; j++) {
             d[2 * j] = bf16(r0[j * sj]);
             d[2 * j + 1] = bf16(r1[j * sj]);
         }

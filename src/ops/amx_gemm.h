@@ -38,6 +38,10 @@ void bf16_matrix(const float *src, long si, long sj, int rows, int cols, uint16_
  * + j * sj]); inner must be even. */
 void bf16_vnni(const float *src, long si, long sj, int inner, int cols, uint16_t *dst);
 
+/* Rows 2p and 2p + 1 of src [rows][cols] (rows even) rounded once and stored as they are in
+ * rows_dst [rows][cols] (A layout) and in VNNI order in vnni_dst (B layout); either may be NULL. */
+void bf16_rows_vnni(const float *src, long ld, int rows, int cols, uint16_t *rows_dst, uint16_t *vnni_dst);
+
 typedef struct amx_args { /* designated initializers recommended */
     int M, N, K;          /* M % 16 == 0, N % AMX_COLS == 0, K % AMX_KSTEP == 0 */
     const uint16_t *A;    /* bfloat16 [M][lda] */

@@ -63,16 +63,13 @@ static int amx_shape(size_t M, int K, int N) {
 }
 
 /* bfloat16 copies (in 16-bit units) that the AMX forward and backward use. Forward: w in VNNI
- * order, then per thread one row chunk of x at a time (so it stays in L2). Backward dx: w^T in
- * VNNI order, per thread a row chunk of dy; then dw: x^T, dy in VNNI order. */
+ * order, then per thread one row chunk of x at a time (so it stays in L2). Backward: dy as rows
+ * (for dx) and in VNNI order (for dw), x^T, w^T in VNNI order. */
 static size_t chunk_rows(size_t M) { return M < ROW_CHUNK ? M : ROW_CHUNK; }
 static size_t amx_fwd_halves(int nt, size_t M, int K, int N) {
     return (size_t)K * N + (size_t)nt * chunk_rows(M) * K;
 }
-static size_t amx_bwd_halves(int nt, size_t M, int K, int N) {
-    const size_t dx = (size_t)N * K + (size_t)nt * chunk_rows(M) * N, dw = (size_t)K * M + M * N;
-    return dx > dw ? dx : dw;
-}
+static size_t amx_bwd_halves(size_t M, int K, int N) { return 2 * M * N + (size_t)K * M + (size_t)N * K; }
 
 static int plan_threads(const mm_node *n) { return n->g && n->g->threads > 0 ? n->g->threads : 1; }
 
@@ -86,7 +83,7 @@ static size_t matmul_work_bytes(const mm_node *n) {
     if (amx_ready() && amx_shape(M, K, N)) {
         const int nt = plan_threads(n);
         size_t halves = amx_fwd_halves(nt, M, K, N);
-        if (n->runs_backward && amx_bwd_halves(nt, M, K, N) > halves) halves = amx_bwd_halves(nt, M, K, N);
+        if (n->runs_backward && amx_bwd_halves(M, K, N) > halves) halves = amx_bwd_halves(M, K, N);
         if (halves * sizeof(uint16_t) > bytes) bytes = halves * sizeof(uint16_t);
     }
     return bytes;
@@ -182,12 +179,6 @@ static void matmul_dx(mm_node *n, size_t M, int K, int N) {
     mm_node *x = n->in[0], *w = n->in[1];
     const float *dy = n->grad;
     int nt = gemm_threads(n->g, M, (size_t)N, (size_t)K);
-    if (use_amx(n, M, K, N)) {
-        uint16_t *wtv = n->work, *dyb = wtv + (size_t)N * K; /* w^T [N, K] in VNNI order, dy */
-        bf16_vnni(w->value, 1, N, N, K, wtv);
-        rows_amx(nt, M, N, K, dy, dyb, wtv, NULL, x->grad, n->acc[0]);
-        return;
-    }
     if (tiled((size_t)N, (size_t)K)) {
         float *wt = n->work; /* w^T [N, K]: the tiled kernel's B is row-major */
         for (int k = 0; k < K; k++)
@@ -218,39 +209,54 @@ static void dw_block_tiled(const float *xv, const float *dy, float *dw, size_t M
     }
 }
 
-/* dw (+)= x^T dy on AMX. The threads first round x^T (A, rows K, inner M) and dy (B, in VNNI
- * order over pairs of rows) to bfloat16, each a share of the rows of x and dy; then each takes
- * blocks of dw and sums over M in chunks of DW_AMX_CHUNK rows, so a chunk's slices of both stay
- * in L2 while the block's tiles pass over them. */
+/* dx (+)= dy w^T and dw (+)= x^T dy on AMX. The threads first round their share of the rows of
+ * dy once into both layouts it is needed in (rows: A of dx; VNNI pairs of rows: B of dw) and x
+ * into x^T (A of dw, rows K, inner M); then dx goes by row chunks, and dw by blocks of its rows
+ * (K) or columns (N), whichever side avoids re-reading the larger operand, each block summing
+ * over M in chunks of DW_AMX_CHUNK rows so that a chunk's slices of both stay in L2. */
 #define DW_AMX_CHUNK 512
 
-static void dw_amx(mm_node *n, int nt, int by_rows, size_t M, int K, int N) {
-    const float *xv = n->in[0]->value, *dy = n->grad;
-    float *dw = n->in[1]->grad;
-    const int acc = n->acc[1];
-    uint16_t *xt = n->work, *dyv = xt + (size_t)K * M;
-    const long pieces = (long)(M / AMX_KSTEP);
+static void backward_amx(mm_node *n, size_t M, int K, int N) {
+    const mm_node *x = n->in[0], *w = n->in[1];
+    const float *xv = x->value, *dy = n->grad;
+    float *dx = x->grad, *dw = w->grad;
+    uint16_t *dyb = n->work, *dyv = dyb + M * N, *xt = dyv + M * N, *wtv = xt + (size_t)K * M;
+    const int nt = gemm_threads(n->g, M, (size_t)N, (size_t)K), by_rows = K >= N, acc_x = n->acc[0],
+              acc_w = n->acc[1];
+    const long pieces = (long)(M / AMX_KSTEP), chunks = (long)((M + ROW_CHUNK - 1) / ROW_CHUNK);
     const int len = by_rows ? K : N, unit = by_rows ? 2 * AMX_ROWS : AMX_COLS;
     const int units = (len + unit - 1) / unit, blocks = units < 2 * nt ? units : 2 * nt;
+    if (dx) bf16_vnni(w->value, 1, N, N, K, wtv); /* w^T [N, K] */
 #pragma omp parallel num_threads(nt)
     {
 #pragma omp for schedule(static)
         for (long p = 0; p < pieces; p++) {
             const size_t m0 = (size_t)p * AMX_KSTEP;
-            bf16_matrix(xv + m0 * K, 1, K, K, AMX_KSTEP, xt + m0, (long)M);
-            bf16_vnni(dy + m0 * N, N, 1, AMX_KSTEP, N, dyv + m0 * N);
+            bf16_rows_vnni(dy + m0 * N, N, AMX_KSTEP, N, dx ? dyb + m0 * N : NULL, dw ? dyv + m0 * N : NULL);
+            if (dw) bf16_matrix(xv + m0 * K, 1, K, K, AMX_KSTEP, xt + m0, (long)M);
         }
-#pragma omp for schedule(dynamic, 1)
-        for (int blk = 0; blk < blocks; blk++) {
-            const int lo = units * blk / blocks * unit, end = units * (blk + 1) / blocks * unit;
-            const int hi = end < len ? end : len;
-            const int r0 = by_rows ? lo : 0, r1 = by_rows ? hi : K, c0 = by_rows ? 0 : lo, c1 = by_rows ? N : hi;
-            for (size_t m0 = 0; m0 < M; m0 += DW_AMX_CHUNK) {
-                const int mc = (int)(M - m0 < DW_AMX_CHUNK ? M - m0 : DW_AMX_CHUNK);
-                const amx_args a = {.M = r1 - r0, .N = c1 - c0, .K = mc, .A = xt + (size_t)r0 * M + m0,
-                                    .lda = (long)M, .B = dyv + m0 * N + 2 * (size_t)c0, .ldb = 2L * N,
-                                    .C = dw + (size_t)r0 * N + c0, .ldc = N, .accumulate = acc || m0 > 0};
+        if (dx) {
+#pragma omp for schedule(dynamic, 1) nowait
+            for (long c = 0; c < chunks; c++) {
+                const size_t lo = (size_t)c * ROW_CHUNK, rows = M - lo < ROW_CHUNK ? M - lo : ROW_CHUNK;
+                const amx_args a = {.M = (int)rows, .N = K, .K = N, .A = dyb + lo * N, .lda = N, .B = wtv,
+                                    .ldb = 2L * K, .C = dx + lo * K, .ldc = K, .accumulate = acc_x};
                 amx_gemm(&a);
+            }
+        }
+        if (dw) {
+#pragma omp for schedule(dynamic, 1)
+            for (int blk = 0; blk < blocks; blk++) {
+                const int lo = units * blk / blocks * unit, end = units * (blk + 1) / blocks * unit;
+                const int hi = end < len ? end : len;
+                const int r0 = by_rows ? lo : 0, r1 = by_rows ? hi : K, c0 = by_rows ? 0 : lo, c1 = by_rows ? N : hi;
+                for (size_t m0 = 0; m0 < M; m0 += DW_AMX_CHUNK) {
+                    const int mc = (int)(M - m0 < DW_AMX_CHUNK ? M - m0 : DW_AMX_CHUNK);
+                    const amx_args a = {.M = r1 - r0, .N = c1 - c0, .K = mc, .A = xt + (size_t)r0 * M + m0,
+                                        .lda = (long)M, .B = dyv + m0 * N + 2 * (size_t)c0, .ldb = 2L * N,
+                                        .C = dw + (size_t)r0 * N + c0, .ldc = N, .accumulate = acc_w || m0 > 0};
+                    amx_gemm(&a);
+                }
             }
         }
     }
@@ -264,10 +270,6 @@ static void matmul_dw(mm_node *n, size_t M, int K, int N) {
     const float *dy = n->grad;
     const int by_rows = K >= N, acc = n->acc[1];
     int nt = gemm_threads(n->g, by_rows ? (size_t)K : (size_t)N, by_rows ? (size_t)N : (size_t)K, M);
-    if (use_amx(n, M, K, N)) {
-        dw_amx(n, nt, by_rows, M, K, N);
-        return;
-    }
     if (dw_is_tiled(M, K, N)) {
         /* two blocks per thread, each whole register tiles, taken dynamically */
         const int len = by_rows ? K : N, unit = by_rows ? TG_MR : TG_NR;
@@ -319,8 +321,12 @@ static void matmul_backward(mm_node *n) {
     const mm_node *x = n->in[0], *w = n->in[1];
     const int K = w->shape[0], N = w->shape[1];
     const size_t M = x->size / (size_t)K;
-    if (x->grad) matmul_dx(n, M, K, N);
-    if (w->grad) matmul_dw(n, M, K, N);
+    if ((x->grad || w->grad) && use_amx(n, M, K, N))
+        backward_amx(n, M, K, N);
+    else {
+        if (x->grad) matmul_dx(n, M, K, N);
+        if (w->grad) matmul_dw(n, M, K, N);
+    }
     if (n->n_in == 3 && n->in[2]->grad) matmul_db(n, M, N);
 }
 

@@ -210,6 +210,40 @@ static void graph_case(int M, int K, int N) {
     free(x), free(w), free(b), free(gy);
 }
 
+/* A graph planned for a capacity whose rows are not whole tiles (5 x 8 = 40) and run at a batch
+ * whose rows are (4 x 8 = 32): the plan reserved no bfloat16 copies, so medium must stay float32
+ * (and must not write past its buffers). */
+static void batch_below_capacity(void) {
+    const int cap = 5, batch = 4, T = 8, K = 64, N = 64;
+    mm_rng rng = {21};
+    float *w = rand_buf((size_t)K * N, &rng), *x = rand_buf((size_t)batch * T * K, &rng);
+    float *gy = rand_buf((size_t)batch * T * N, &rng);
+    float *y[2], *dw[2];
+    for (int r = 0; r < 2; r++) {
+        y[r] = malloc((size_t)batch * T * N * sizeof(float));
+        dw[r] = calloc((size_t)K * N, sizeof(float));
+        CHECK_OK(mm_set_matmul_precision(r ? "medium" : "highest"));
+        mm_graph *g = mm_graph_new();
+        mm_node *xi = mm_graph_input(g, "x", 3, (int[]){cap, T, K}, 1);
+        mm_node *wn = mm_graph_param(g, "w", 2, (int[]){K, N}, w, dw[r], 1);
+        mm_node *yn = mm_g_matmul(g, xi, wn, NULL);
+        g->external_seed = 1;
+        CHECK_OK(mm_graph_plan(g, yn, 1));
+        mm_graph_set_batch(g, batch);
+        memcpy(xi->value, x, (size_t)batch * T * K * sizeof(float));
+        mm_graph_forward(g);
+        memcpy(y[r], yn->value, (size_t)batch * T * N * sizeof(float));
+        memcpy(yn->grad, gy, (size_t)batch * T * N * sizeof(float));
+        mm_graph_backward(g);
+        mm_graph_free(g);
+    }
+    CHECK_OK(mm_set_matmul_precision("highest"));
+    CHECK(same(y[0], y[1], (size_t)batch * T * N) && same(dw[0], dw[1], (size_t)K * N),
+          "batch of whole tiles under a capacity that is not: must stay float32 bit for bit");
+    for (int r = 0; r < 2; r++) free(y[r]), free(dw[r]);
+    free(w), free(x), free(gy);
+}
+
 static void setting(void) {
     CHECK(!strcmp(mm_get_matmul_precision(), "highest"), "default precision is highest");
     CHECK(mm_set_matmul_precision("fast") == MM_ERR_ARG && tu_contains(mm_errmsg(), "highest or medium"),
@@ -229,5 +263,6 @@ int main(void) {
     graph_case(1056, 512, 64); /* dw sums chunks of 512, 512 and 32 rows of M */
     graph_case(100, 128, 96);  /* rows not whole tiles: float32 */
     graph_case(256, 128, 65);  /* columns not whole tiles: float32 */
+    batch_below_capacity();
     return tu_finish();
 }

@@ -73,14 +73,21 @@ static size_t amx_bwd_halves(size_t M, int K, int N) { return 2 * M * N + (size_
 
 static int plan_threads(const mm_node *n) { return n->g && n->g->threads > 0 ? n->g->threads : 1; }
 
+/* Rows of x at the batch capacity: what the plan sizes the work for. */
+static size_t cap_rows(const mm_node *n, int K) { return mm_cap_size(n->in[0]) / (size_t)K; }
+
+/* The plan reserved the AMX copies: AMX is there and the capacity's shape is whole tiles. A
+ * smaller batch may be whole tiles when the capacity is not; it then stays float32. */
+static int amx_planned(const mm_node *n, int K, int N) { return amx_ready() && amx_shape(cap_rows(n, K), K, N); }
+
 static size_t matmul_work_bytes(const mm_node *n) {
     const mm_node *w = n->in[1];
     if (w->ndim != 2) return 0;
     const int K = w->shape[0], N = w->shape[1];
-    const size_t M = n->in[0]->size / (size_t)K;
+    const size_t M = cap_rows(n, K);
     /* float32: only the backward's tiled dx uses it (w transposed), so inference plans skip it */
     size_t bytes = n->runs_backward && tiled((size_t)N, (size_t)K) ? (size_t)K * N * sizeof(float) : 0;
-    if (amx_ready() && amx_shape(M, K, N)) {
+    if (amx_planned(n, K, N)) {
         const int nt = plan_threads(n);
         size_t halves = amx_fwd_halves(nt, M, K, N);
         if (n->runs_backward && amx_bwd_halves(M, K, N) > halves) halves = amx_bwd_halves(M, K, N);
@@ -90,7 +97,7 @@ static size_t matmul_work_bytes(const mm_node *n) {
 }
 
 static int use_amx(const mm_node *n, size_t M, int K, int N) {
-    return n->work && mm_matmul_bf16() && amx_shape(M, K, N);
+    return n->work && mm_matmul_bf16() && amx_shape(M, K, N) && amx_planned(n, K, N);
 }
 
 static mm_status matmul_infer(mm_node *n) {

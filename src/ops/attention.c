@@ -158,6 +158,13 @@ static amx_ops amx_scratch(uint16_t *base, int T, int hd, int rb) {
     return o;
 }
 
+/* The operands of S = Q K^T for a head (strided [T, hd] views, leading dimension C); the forward
+ * and the backward's recomputation both take them from here. */
+static void amx_scores_operands(const amx_ops *a, const float *Q, const float *K, int T, int hd, int C) {
+    bf16_matrix(Q, C, 1, T, hd, a->q, hd);
+    bf16_vnni(K, 1, C, hd, T, a->kt);
+}
+
 /* C[M, N] (+)= A[M, K] B[K, N] on AMX, B in vnni order with ncols >= N columns. */
 static void amx_mul(int M, int N, int K, const uint16_t *A, long lda, const uint16_t *B, int ncols, float *C,
                     long ldc, int accumulate) {
@@ -291,8 +298,7 @@ static void att_forward(mm_node *n) {
         float *lse = lse_all + (size_t)p * T;
         const amx_ops a = amx_scratch(work_h + (size_t)omp_get_thread_num() * per_thread_h, T, hd, rb);
         if (amx) {
-            bf16_matrix(Q, C, 1, T, hd, a.q, hd);
-            bf16_vnni(K, 1, C, hd, T, a.kt);
+            amx_scores_operands(&a, Q, K, T, hd, C);
             bf16_vnni(V, C, 1, T, hd, a.v);
         } else {
             pack_transposed(Kt, K, T, hd, C);
@@ -376,8 +382,7 @@ static void att_backward(mm_node *n) {
         if (dk && !acc_k) zero_head(dk + off, T, hd, C);
         if (dv && !acc_v) zero_head(dv + off, T, hd, C);
         if (amx) {
-            bf16_matrix(Q, C, 1, T, hd, a.q, hd);
-            bf16_vnni(K, 1, C, hd, T, a.kt);
+            amx_scores_operands(&a, Q, K, T, hd, C);
             if (need_ds) {
                 bf16_matrix(dO, C, 1, T, hd, a.dO, hd);
                 bf16_vnni(V, 1, C, hd, T, a.vt);

@@ -37,8 +37,8 @@ int cli_dispatch(const char *group, const char *about, const cli_subcommand *sub
 /* Applies --threads when given (T >= 1); returns 0 or EXIT_USAGE. */
 int cli_apply_threads(const cli_cmd *c, const char *flag, int threads);
 
-/* Applies --matmul-precision when given (highest or medium; a note on stderr when medium has no
- * AMX to run on); returns 0 or EXIT_USAGE. */
+/* Applies --matmul-precision when given, else checks MEDIAML_MATMUL_PRECISION (highest or
+ * medium; a note on stderr when medium has no AMX to run on); returns 0 or EXIT_USAGE. */
 int cli_apply_matmul_precision(const cli_cmd *c, const char *flag, const char *name);
 #define CLI_MATMUL_PRECISION_HELP                                                                  \
     "highest (default: float32) or medium (bfloat16 operands, float32 sums, on CPUs with AMX; as " \

@@ -46,7 +46,12 @@ int cli_apply_threads(const cli_cmd *c, const char *flag, int threads) {
 
 int cli_apply_matmul_precision(const cli_cmd *c, const char *flag, const char *name) {
     const cli_opt *o = cli_find(c, flag);
-    if (!o || !o->seen) return 0;
+    if (!o || !o->seen) {
+        /* the library's default comes from MEDIAML_MATMUL_PRECISION: checked here, so that a typo
+         * there is an error rather than float32 without a word */
+        name = getenv("MEDIAML_MATMUL_PRECISION"), flag = "MEDIAML_MATMUL_PRECISION";
+        if (!name || !*name) return 0;
+    }
     if (mm_set_matmul_precision(name) != MM_OK) return cli_usage_error(c, "%s: %s", flag, mm_errmsg());
     if (!strcmp(name, "medium") && !mm_bf16_matmul_available())
         fprintf(stderr, "note: %s medium: this CPU or build has no AMX bfloat16 unit; matmuls stay float32\n", flag);

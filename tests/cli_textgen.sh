@@ -75,6 +75,8 @@ check "JSON lines" test "$(count '^\{"step":[12]0,"steps":20,"loss":[0-9.e-]+,"v
 check "JSON: float32 matmuls by default" test "$(count '"matmul_dtype":"float32"\}$')" -eq 2
 expect_fail "unknown --matmul-precision" 2 "unknown matmul precision 'fast' \(expected highest or medium\)" \
     "$BIN" textgen train "${TINY[@]}" --steps 5 --out "$TMP/p.mm" --matmul-precision fast
+MEDIAML_MATMUL_PRECISION=fast expect_fail "unknown MEDIAML_MATMUL_PRECISION" 2 \
+    "MEDIAML_MATMUL_PRECISION: unknown matmul precision 'fast'" "$BIN" textgen train "${TINY[@]}" --steps 5 --out "$TMP/p.mm"
 # bfloat16 matmuls where the CPU has AMX (width 32: the matmuls are whole tiles), else a note
 expect_ok "train --matmul-precision medium" "$BIN" textgen train "${BASE[@]}" --layers 1 --heads 2 --width 32 \
     --steps 20 --eval-every 20 --json --out "$TMP/p.mm" --matmul-precision medium

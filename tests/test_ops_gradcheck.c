@@ -395,6 +395,116 @@ static void grad_owner_ops(void) {
 /* ------------------------------------------------------------------ forward values */
 
 /* Plans g for forward only and runs it once (training as given). */
+/* ------------------------------------------------------------------ shared gradient buffers */
+
+/* The planner lets an add's inputs take over its gradient buffer (graph.c, pass_gradients).
+ * Each builder records the nodes whose sharing the structural check below expects. */
+typedef struct shared_nodes {
+    mm_node *y, *in[2];
+    int expect[2]; /* 1: in[i]'s gradient is y's buffer */
+} shared_nodes;
+
+/* The Transformer residual: h = a + matmul(sigmoid(a), w) (a read again before the matmul),
+ * then h2 = h + matmul(tanh(h), w2): both inputs of each add share, and h's buffer is h2's. */
+static mm_node *b_residual(mm_graph *g, mm_node **p, void *c) {
+    shared_nodes *sn = c;
+    mm_node *a = mm_g_tanh(g, p[0]);
+    mm_node *m = mm_g_matmul(g, mm_g_sigmoid(g, a), p[1], NULL);
+    mm_node *h = mm_g_add(g, a, m);
+    mm_node *h2 = mm_g_add(g, h, mm_g_matmul(g, mm_g_tanh(g, h), p[2], NULL));
+    if (sn) *sn = (shared_nodes){h, {a, m}, {1, 1}};
+    return h2;
+}
+
+/* a is read by sigmoid after b is built: sharing both inputs would let sigmoid's backward
+ * write into a's gradient (the same buffer) before b's backward reads b's. */
+static mm_node *b_shared_late_reader(mm_graph *g, mm_node **p, void *c) {
+    shared_nodes *sn = c;
+    mm_node *a = mm_g_tanh(g, p[0]), *b = mm_g_tanh(g, p[1]);
+    mm_node *d = mm_g_sigmoid(g, a), *s = mm_g_add(g, a, b);
+    if (sn) *sn = (shared_nodes){s, {a, b}, {0, 1}};
+    return mm_g_mul(g, s, d);
+}
+
+/* b has a second consumer (sigmoid), whose backward accumulates into b's gradient. */
+static mm_node *b_shared_two_readers(mm_graph *g, mm_node **p, void *c) {
+    shared_nodes *sn = c;
+    mm_node *a = mm_g_tanh(g, p[0]), *b = mm_g_tanh(g, p[1]);
+    mm_node *d = mm_g_sigmoid(g, b), *s = mm_g_add(g, a, b);
+    if (sn) *sn = (shared_nodes){s, {a, b}, {0, 1}};
+    return mm_g_mul(g, s, d);
+}
+
+/* b is itself an add that passes the buffer on to its inputs: a must keep its own. */
+static mm_node *b_shared_chain(mm_graph *g, mm_node **p, void *c) {
+    shared_nodes *sn = c;
+    mm_node *a = mm_g_tanh(g, p[0]);
+    mm_node *b = mm_g_add(g, mm_g_tanh(g, p[1]), mm_g_sigmoid(g, p[2]));
+    mm_node *s = mm_g_add(g, a, b);
+    if (sn) *sn = (shared_nodes){s, {a, b}, {0, 1}};
+    return mm_g_mul(g, s, s);
+}
+
+/* sub passes its gradient unchanged to input 0 only; a + a shares nothing; a broadcast
+ * input (the bias) has its own shape. */
+static mm_node *b_shared_sub(mm_graph *g, mm_node **p, void *c) {
+    shared_nodes *sn = c;
+    mm_node *a = mm_g_tanh(g, p[0]), *b = mm_g_sigmoid(g, p[1]);
+    mm_node *s = mm_g_sub(g, a, b);
+    if (sn) *sn = (shared_nodes){s, {a, b}, {1, 0}};
+    return mm_g_mul(g, s, b);
+}
+
+static mm_node *b_shared_self(mm_graph *g, mm_node **p, void *c) {
+    shared_nodes *sn = c;
+    mm_node *a = mm_g_tanh(g, p[0]), *s = mm_g_add(g, a, a);
+    if (sn) *sn = (shared_nodes){s, {a, a}, {0, 0}};
+    return mm_g_mul(g, s, s);
+}
+
+static mm_node *b_shared_bias(mm_graph *g, mm_node **p, void *c) {
+    shared_nodes *sn = c;
+    mm_node *a = mm_g_tanh(g, p[0]), *b = mm_g_sigmoid(g, p[1]);
+    mm_node *s = mm_g_add(g, a, b);
+    if (sn) *sn = (shared_nodes){s, {a, b}, {1, 0}};
+    return mm_g_mul(g, s, s);
+}
+
+static void shared_gradient_buffers(void) {
+    struct {
+        const char *name;
+        tu_build_fn fn;
+        int np;
+        tu_param_spec s[3];
+    } cases[] = {
+        {"shared grads: residual", b_residual, 3, {SPEC(2, 4, 5), SPEC(2, 5, 5), SPEC(2, 5, 5)}},
+        {"shared grads: late reader", b_shared_late_reader, 2, {SPEC(2, 3, 4), SPEC(2, 3, 4)}},
+        {"shared grads: two readers", b_shared_two_readers, 2, {SPEC(2, 3, 4), SPEC(2, 3, 4)}},
+        {"shared grads: chain", b_shared_chain, 3, {SPEC(2, 3, 4), SPEC(2, 3, 4), SPEC(2, 3, 4)}},
+        {"shared grads: sub", b_shared_sub, 2, {SPEC(2, 3, 4), SPEC(2, 3, 4)}},
+        {"shared grads: a + a", b_shared_self, 1, {SPEC(2, 3, 4)}},
+        {"shared grads: bias", b_shared_bias, 2, {SPEC(2, 3, 4), SPEC(1, 4)}},
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        /* the gradients are right (with and without accumulation into the params) ... */
+        gc(cases[t].name, cases[t].np, cases[t].s, cases[t].fn, NULL);
+        /* ... and the buffers are shared exactly where expected */
+        mm_graph *g = mm_graph_new();
+        mm_node *ps[3];
+        float vals[3][32] = {{0}}, grads[3][32];
+        for (int i = 0; i < cases[t].np; i++)
+            ps[i] = mm_graph_param(g, "p", cases[t].s[i].ndim, cases[t].s[i].shape, vals[i], grads[i], 1);
+        shared_nodes sn;
+        mm_node *out = cases[t].fn(g, ps, &sn);
+        g->external_seed = 1;
+        CHECK(out && mm_graph_plan(g, out, 1) == MM_OK, "%s: plan: %s", cases[t].name, mm_errmsg());
+        for (int i = 0; i < 2 && out; i++)
+            CHECK((sn.in[i]->grad == sn.y->grad) == sn.expect[i], "%s: input %d %s the add's gradient buffer",
+                  cases[t].name, i, sn.expect[i] ? "does not share" : "shares");
+        mm_graph_free(g);
+    }
+}
+
 static int run_forward(mm_graph *g, mm_node *out, int training) {
     if (!out) return 0;
     mm_status st = mm_graph_plan(g, out, 0);
@@ -974,6 +1084,7 @@ int main(void) {
     grad_reduce();
     grad_l1l2();
     grad_owner_ops();
+    shared_gradient_buffers();
     forward_values();
     batched_graphs();
     determinism();

@@ -159,6 +159,72 @@ static size_t place_buffers(buffer *b, int nb) {
     return total;
 }
 
+/* The consumer that passes its gradient to node k unchanged, or -1: k's latest consumer that
+ * runs backward (where k's gradient begins), with k once among its inputs at a
+ * grad_passthrough slot, in the output's shape; k is an op with its own value group (no
+ * views). */
+static int passthrough_consumer(const mm_graph *g, const int *root, const int *gb, int k) {
+    const int n = g->n;
+    const mm_node *x = g->nodes[k];
+    if (x->kind != MM_NODE_OP || gb[k] < 0 || root[k] != k) return -1;
+    for (int c = k + 1; c < n; c++)
+        if (root[c] == k) return -1;
+    const int c = 2 * n - 1 - gb[k];
+    if (c <= k || c >= n) return -1;
+    const mm_node *y = g->nodes[c];
+    if (!y->runs_backward || gb[c] < 0) return -1;
+    int slot = -1, uses = 0;
+    for (int i = 0; i < y->n_in; i++)
+        if (y->in[i] == x) slot = i, uses++;
+    if (uses != 1 || !(y->op->grad_passthrough & (1u << slot)) || x->ndim != y->ndim ||
+        memcmp(x->shape, y->shape, (size_t)x->ndim * sizeof x->shape[0]) != 0)
+        return -1;
+    return c;
+}
+
+/* Whether every consumer of node k other than c has an id below limit. */
+static int consumers_below(const mm_graph *g, int k, int c, int limit) {
+    for (int j = limit; j < g->n; j++) {
+        if (j == c) continue;
+        for (int i = 0; i < g->nodes[j]->n_in; i++)
+            if (g->nodes[j]->in[i] == g->nodes[k]) return 0;
+    }
+    return 1;
+}
+
+/* An op y whose gradient for an input x is its own gradient unchanged (the residual adds of a
+ * Transformer; op->grad_passthrough) would copy it into x's gradient when it is x's first
+ * writer. Instead x's gradient takes over y's buffer: y's gradient is dead once y's backward
+ * has run, which is when x's begins, and y's backward skips the copy (in[i]->grad ==
+ * n->grad). Chains (the add of an add) pass the buffer along. The second input of a binary y
+ * may share it too when the two lifetimes cannot meet: the later-built input (hi) is read
+ * only by its own backward, which comes first, and nothing writes the earlier one's (lo's)
+ * gradient before that (its other consumers come before hi) and hi never passes its buffer
+ * on. groot[k]: the node whose gradient buffer k uses; lifetimes merge into it. */
+static void pass_gradients(mm_graph *g, const int *root, int *gb, int *ge, int *groot) {
+    const int n = g->n;
+    int *taker = calloc((size_t)n, sizeof *taker); /* 1 + the input that took y's buffer */
+    if (!taker) return; /* an optimization only: every gradient keeps its own buffer */
+    for (int k = n - 1; k >= 0; k--) { /* consumers first: their groot is final */
+        const int c = passthrough_consumer(g, root, gb, k);
+        if (c < 0) continue;
+        if (taker[c]) { /* second input: hi = the first taker, lo = k */
+            const int hi = taker[c] - 1;
+            if (taker[c] < 0 || g->nodes[hi]->op->grad_passthrough || !consumers_below(g, hi, c, hi + 1) ||
+                !consumers_below(g, k, c, hi))
+                continue;
+            taker[c] = -1; /* both inputs share it now */
+        } else {
+            taker[c] = k + 1;
+        }
+        const int r = groot[c];
+        groot[k] = r;
+        if (gb[k] < gb[r]) gb[r] = gb[k];
+        if (ge[k] > ge[r]) ge[r] = ge[k];
+    }
+    free(taker);
+}
+
 mm_status mm_graph_plan(mm_graph *g, mm_node *loss, int with_backward) {
     if (!g || g->n == 0) return mm_error(MM_ERR_STATE, "cannot plan an empty graph");
     if (g->arena) return mm_error(MM_ERR_STATE, "graph already planned");
@@ -200,12 +266,12 @@ mm_status mm_graph_plan(mm_graph *g, mm_node *loss, int with_backward) {
     /* Lifetimes. F(k) = k, B(k) = 2n-1-k. */
     int last = 2 * n; /* beyond every step: "kept" */
     /* Value and gradient lifetimes per node; -2 marks "no buffer". */
-    int *vb = malloc((size_t)n * 5 * sizeof(int));
+    int *vb = malloc((size_t)n * 6 * sizeof(int));
     if (!vb) {
         free(on_path), free(written), free(bufs);
         return mm_error(MM_ERR_NOMEM, "out of memory planning graph");
     }
-    int *ve = vb + n, *gb = vb + 2 * n, *ge = vb + 3 * n, *root = vb + 4 * n;
+    int *ve = vb + n, *gb = vb + 2 * n, *ge = vb + 3 * n, *root = vb + 4 * n, *groot = vb + 5 * n;
     for (int k = 0; k < n; k++) {
         mm_node *x = g->nodes[k];
         vb[k] = ve[k] = gb[k] = ge[k] = -2;
@@ -259,14 +325,18 @@ mm_status mm_graph_plan(mm_graph *g, mm_node *loss, int with_backward) {
         if (gb[k] >= 0 && (gb[r] < 0 || gb[k] < gb[r])) gb[r] = gb[k];
         if (ge[k] > ge[r]) ge[r] = ge[k];
     }
+    /* Gradients share buffers with their value groups, and beyond: see pass_gradients. */
+    for (int k = 0; k < n; k++) groot[k] = root[k];
+    pass_gradients(g, root, gb, ge, groot);
     int nb = 0;
     for (int k = 0; k < n; k++) {
         mm_node *x = g->nodes[k];
         if (x->kind == MM_NODE_PARAM) continue;
         if (root[k] == k) {
             bufs[nb++] = (buffer){align_up(x->size * sizeof(float)), 0, vb[k], ve[k], k, 0};
-            if (gb[k] >= 0) bufs[nb++] = (buffer){align_up(x->size * sizeof(float)), 0, gb[k], ge[k], k, 1};
         }
+        if (groot[k] == k && gb[k] >= 0)
+            bufs[nb++] = (buffer){align_up(x->size * sizeof(float)), 0, gb[k], ge[k], k, 1};
         if (x->kind != MM_NODE_OP) continue;
         size_t saved = x->op->saved_bytes ? x->op->saved_bytes(x) : 0;
         if (saved)
@@ -298,12 +368,11 @@ mm_status mm_graph_plan(mm_graph *g, mm_node *loss, int with_backward) {
         case 4: x->work_bwd_off = bufs[i].off; break;
         }
     }
-    for (int k = 0; k < n; k++)
-        if (root[k] != k) {
-            mm_node *x = g->nodes[k], *r = g->nodes[root[k]];
-            x->value = r->value;
-            if (gb[k] >= 0) x->grad = r->grad;
-        }
+    for (int k = 0; k < n; k++) {
+        mm_node *x = g->nodes[k];
+        if (root[k] != k) x->value = g->nodes[root[k]]->value;
+        if (groot[k] != k && gb[k] >= 0) x->grad = g->nodes[groot[k]]->grad;
+    }
     free(vb);
     /* First writer of each gradient overwrites, later ones accumulate. Backward runs in
      * reverse node order, so the first writer is the latest consumer. */

@@ -46,6 +46,11 @@ typedef struct mm_op {
     /* 1: the output is the input's elements unchanged (reshape). The planner may then let it
      * share the input's buffers (n->aliased), and forward/backward must do nothing. */
     int view;
+    /* Bit i: when input i has the output's shape, its gradient is the output's gradient
+     * unchanged (add: both inputs; sub: the first). The planner may then give the input's
+     * gradient the output's buffer, and the backward must not write it when in[i]->grad ==
+     * n->grad (it already holds the result). */
+    uint32_t grad_passthrough;
 } mm_op;
 
 #define MM_READS_OUTPUT (1u << 31)

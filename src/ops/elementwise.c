@@ -359,13 +359,14 @@ static void ew_backward(mm_node *n) {
     bcast_setup(a, b, &bc);
     int a_full = same_shape(a, &bc), b_full = same_shape(b, &bc);
     size_t tb = (a_full && !b_full) ? trailing_block(b, &bc) : 0;
-    /* Input 0 first: when a and b are the same node, input 1 accumulates onto it. */
-    if (a->grad) {
+    /* Input 0 first: when a and b are the same node, input 1 accumulates onto it. An input
+     * whose gradient is this node's own buffer (grad_passthrough) already holds its result. */
+    if (a->grad && a->grad != n->grad) {
         if (a_full && b_full) grad_flat(n, 0, bc.size);
         else if (tb) grad_trailing_a(n, bc.size, tb);
         else grad_general(n, 0, &bc);
     }
-    if (b->grad) {
+    if (b->grad && b->grad != n->grad) {
         if (a_full && b_full) grad_flat(n, 1, bc.size);
         else if (tb) grad_trailing_b(n, bc.size, tb);
         else grad_general(n, 1, &bc);
@@ -379,7 +380,7 @@ static size_t ew_work_bytes(const mm_node *n) {
     return (size_t)n->a.i[1] * sizeof(double);
 }
 
-#define EW_OP(NAME, READS)                                                                    \
+#define EW_OP(NAME, READS, PASS)                                                              \
     static const mm_op NAME##_op = {                                                          \
         .name = #NAME,                                                                        \
         .infer = ew_infer,                                                                    \
@@ -388,12 +389,13 @@ static size_t ew_work_bytes(const mm_node *n) {
         .forward = ew_forward,                                                                \
         .backward = ew_backward,                                                              \
         .backward_reads = (READS),                                                            \
+        .grad_passthrough = (PASS),                                                           \
     };
 
-EW_OP(add, 0)
-EW_OP(sub, 0)
-EW_OP(mul, 3u)
-EW_OP(div, 3u)
+EW_OP(add, 0, 3u)
+EW_OP(sub, 0, 1u)
+EW_OP(mul, 3u, 0)
+EW_OP(div, 3u, 0)
 
 static mm_node *ew_build(mm_graph *g, const mm_op *op, int code, mm_node *a, mm_node *b) {
     if (!g || !a || !b) return NULL;

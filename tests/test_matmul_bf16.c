@@ -198,6 +198,12 @@ static void graph_case(int M, int K, int N) {
               same(md1.dw, md2.dw, (size_t)K * N) && same(md1.db, md2.db, N),
           "medium %dx%dx%d: 1 and 2 threads differ", M, K, N);
     CHECK(same(md1.db, hi.db, N), "medium %dx%dx%d: db (no matmul) changed", M, K, N);
+    for (int j = 0; j < N; j++) { /* db = column sums of gy, however the backward summed them */
+        double s = 0, mag = 0;
+        for (int i = 0; i < M; i++) s += gy[(size_t)i * N + j], mag += fabs(gy[(size_t)i * N + j]);
+        CHECK(fabs(hi.db[j] - s) <= 1e-6 * mag + 1e-7, "%dx%dx%d: db[%d] %.8g, column sum %.8g", M, K, N, j,
+              hi.db[j], s);
+    }
     if (bf) /* the bfloat16 path did run: float32 would agree to ~1e-6, rounding changes far more */
         CHECK(!same(md1.y, hi.y, (size_t)M * N) && !same(md1.dx, hi.dx, (size_t)M * K) &&
                   !same(md1.dw, hi.dw, (size_t)K * N),

@@ -80,10 +80,16 @@ static size_t cap_rows(const mm_node *n, int K) { return mm_cap_size(n->in[0]) /
  * smaller batch may be whole tiles when the capacity is not; it then stays float32. */
 static int amx_planned(const mm_node *n, int K, int N) { return amx_ready() && amx_shape(cap_rows(n, K), K, N); }
 
-static size_t matmul_work_bytes(const mm_node *n) {
-    const mm_node *w = n->in[1];
-    if (w->ndim != 2) return 0;
-    const int K = w->shape[0], N = w->shape[1];
+/* The tiled dx also sums the columns of each row chunk of dy while it is in cache, into one
+ * row of partial bias gradients per chunk (db_partials), which matmul_db_from_partials then
+ * adds in chunk order: a separate pass over dy cost 1-2.5% of a GPT training step. */
+static int db_fused(const mm_node *n, int K, int N) {
+    return n->n_in == 3 && n->in[2]->needs_grad && n->in[0]->needs_grad && tiled((size_t)N, (size_t)K);
+}
+static size_t row_chunks(size_t M) { return (M + ROW_CHUNK - 1) / ROW_CHUNK; }
+
+/* Bytes of the work buffer before the partial bias gradients (64-byte aligned). */
+static size_t work_main_bytes(const mm_node *n, int K, int N) {
     const size_t M = cap_rows(n, K);
     /* float32: only the backward's tiled dx uses it (w transposed), so inference plans skip it */
     size_t bytes = n->runs_backward && tiled((size_t)N, (size_t)K) ? (size_t)K * N * sizeof(float) : 0;
@@ -93,6 +99,19 @@ static size_t matmul_work_bytes(const mm_node *n) {
         if (n->runs_backward && amx_bwd_halves(M, K, N) > halves) halves = amx_bwd_halves(M, K, N);
         if (halves * sizeof(uint16_t) > bytes) bytes = halves * sizeof(uint16_t);
     }
+    return (bytes + 63) / 64 * 64;
+}
+
+static float *db_partials(const mm_node *n, int K, int N) {
+    return (float *)((char *)n->work + work_main_bytes(n, K, N));
+}
+
+static size_t matmul_work_bytes(const mm_node *n) {
+    const mm_node *w = n->in[1];
+    if (w->ndim != 2) return 0;
+    const int K = w->shape[0], N = w->shape[1];
+    size_t bytes = work_main_bytes(n, K, N);
+    if (n->runs_backward && db_fused(n, K, N)) bytes += row_chunks(cap_rows(n, K)) * (size_t)N * sizeof(float);
     return bytes;
 }
 
@@ -118,10 +137,11 @@ static mm_status matmul_infer(mm_node *n) {
 }
 
 /* C[M, cols] (+)= A[M, inner] B[inner, cols] (+ bias) on the tiled kernel, in row chunks that
- * the threads take dynamically. */
+ * the threads take dynamically. colsums: NULL, or one row of inner floats per chunk that gets
+ * the column sums of the chunk's rows of A, summed in row order. */
 static void rows_tiled(int nt, size_t M, int inner, int cols, const float *A, const float *B, const float *bias,
-                       float *C, int accumulate) {
-    const long chunks = (long)((M + ROW_CHUNK - 1) / ROW_CHUNK);
+                       float *C, int accumulate, float *colsums) {
+    const long chunks = (long)row_chunks(M);
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (long c = 0; c < chunks; c++) {
         const size_t lo = (size_t)c * ROW_CHUNK, rows = M - lo < ROW_CHUNK ? M - lo : ROW_CHUNK;
@@ -129,6 +149,15 @@ static void rows_tiled(int nt, size_t M, int inner, int cols, const float *A, co
                            .sai = inner, .sak = 1, .B = B, .ldb = cols, .C = C + lo * (size_t)cols, .ldc = cols,
                            .accumulate = accumulate, .bias = bias};
         tg_gemm(&a);
+        if (colsums) {
+            float *s = colsums + (size_t)c * inner;
+            memset(s, 0, (size_t)inner * sizeof(float));
+            for (size_t r = lo; r < lo + rows; r++) {
+                const float *ar = A + r * (size_t)inner;
+#pragma omp simd
+                for (int j = 0; j < inner; j++) s[j] += ar[j];
+            }
+        }
     }
 }
 
@@ -162,7 +191,7 @@ static void matmul_forward(mm_node *n) {
         return;
     }
     if (tiled((size_t)K, (size_t)N)) {
-        rows_tiled(nt, M, K, N, x->value, w->value, b, n->value, 0);
+        rows_tiled(nt, M, K, N, x->value, w->value, b, n->value, 0, NULL);
         return;
     }
 #pragma omp parallel for num_threads(nt) schedule(static)
@@ -207,7 +236,7 @@ static void matmul_dx(mm_node *n, size_t M, int K, int N) {
     if (tiled((size_t)N, (size_t)K)) {
         float *wt = n->work; /* w^T [N, K]: the tiled kernel's B is row-major */
         transpose_weight(nt, w->value, K, N, wt);
-        rows_tiled(nt, M, N, K, dy, wt, NULL, x->grad, n->acc[0]);
+        rows_tiled(nt, M, N, K, dy, wt, NULL, x->grad, n->acc[0], db_fused(n, K, N) ? db_partials(n, K, N) : NULL);
         return;
     }
     float beta = n->acc[0] ? 1.0f : 0.0f;
@@ -324,22 +353,49 @@ static void matmul_dw(mm_node *n, size_t M, int K, int N) {
     }
 }
 
-/* db = column sums of dy; threads own column ranges, so the sums stay in row order */
+/* db (+)= column sums of dy, in the same order as the tiled dx's fused sums (each ROW_CHUNK of
+ * rows summed in row order from 0, then the chunks added in order), so db does not depend on
+ * which path ran or on the threads: they own column ranges, summed in blocks held on the
+ * stack. */
+#define DB_BLOCK 256
 static void matmul_db(mm_node *n, size_t M, int N) {
     float *db = n->in[2]->grad;
     const float *dy = n->grad;
     const int acc = n->acc[2];
-    /* memory-bound: threads once dy is a megabyte (a GPT step spent 1% in it on one thread),
-     * at most one per 16 columns */
+    /* memory-bound: threads once dy is a megabyte, at most one per 16 columns */
     int nt = M * (size_t)N >= (1u << 18) ? plan_threads(n) : 1;
     if ((size_t)nt > (size_t)N / 16) nt = N >= 32 ? N / 16 : 1;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int t = 0; t < nt; t++) {
         size_t lo, hi;
         split((size_t)N, t, nt, &lo, &hi);
-        if (!acc) memset(db + lo, 0, (hi - lo) * sizeof(float));
-        for (size_t r = 0; r < M; r++)
-            for (size_t j = lo; j < hi; j++) db[j] += dy[r * (size_t)N + j];
+        for (size_t j0 = lo; j0 < hi; j0 += DB_BLOCK) {
+            const int w = (int)(hi - j0 < DB_BLOCK ? hi - j0 : DB_BLOCK);
+            float tot[DB_BLOCK] = {0}, part[DB_BLOCK];
+            for (size_t c0 = 0; c0 < M; c0 += ROW_CHUNK) {
+                const size_t c1 = M - c0 < ROW_CHUNK ? M : c0 + ROW_CHUNK;
+                for (int j = 0; j < w; j++) part[j] = 0.0f;
+                for (size_t r = c0; r < c1; r++) {
+                    const float *row = dy + r * (size_t)N + j0;
+#pragma omp simd
+                    for (int j = 0; j < w; j++) part[j] += row[j];
+                }
+                for (int j = 0; j < w; j++) tot[j] = c0 == 0 ? part[j] : tot[j] + part[j];
+            }
+            for (int j = 0; j < w; j++) db[j0 + j] = acc ? db[j0 + j] + tot[j] : tot[j];
+        }
+    }
+}
+
+/* db (+)= the per-chunk column sums of dy that the tiled dx left, added in chunk order */
+static void matmul_db_from_partials(mm_node *n, size_t M, int K, int N) {
+    float *db = n->in[2]->grad;
+    const float *part = db_partials(n, K, N);
+    const size_t chunks = row_chunks(M);
+    for (int j = 0; j < N; j++) {
+        float s = part[j];
+        for (size_t c = 1; c < chunks; c++) s += part[c * (size_t)N + j];
+        db[j] = n->acc[2] ? db[j] + s : s;
     }
 }
 
@@ -347,13 +403,17 @@ static void matmul_backward(mm_node *n) {
     const mm_node *x = n->in[0], *w = n->in[1];
     const int K = w->shape[0], N = w->shape[1];
     const size_t M = x->size / (size_t)K;
+    int db_done = 0;
     if ((x->grad || w->grad) && use_amx(n, M, K, N))
         backward_amx(n, M, K, N);
     else {
-        if (x->grad) matmul_dx(n, M, K, N);
+        if (x->grad) matmul_dx(n, M, K, N), db_done = db_fused(n, K, N) && n->in[2]->grad;
         if (w->grad) matmul_dw(n, M, K, N);
     }
-    if (n->n_in == 3 && n->in[2]->grad) matmul_db(n, M, N);
+    if (db_done)
+        matmul_db_from_partials(n, M, K, N);
+    else if (n->n_in == 3 && n->in[2]->grad)
+        matmul_db(n, M, N);
 }
 
 static const mm_op matmul_op = {

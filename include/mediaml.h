@@ -56,6 +56,16 @@ const char *mm_status_name(mm_status s);
 void mm_set_threads(int n);
 int mm_get_threads(void);
 
+/* Denormal floats (below 1.2e-38) flushed to zero, on the calling thread and the kernels'
+ * threads: on by default, as TensorFlow does in its threads (torch.set_flush_denormal(True)),
+ * because arithmetic on denormals is up to 100x slower on x86 and training produces them (Adam's
+ * squared gradients of an embedding table late in training made NeuMF epochs 8x slower). It
+ * changes results only below that magnitude. Default from MEDIAML_FLUSH_DENORMALS (0 turns it
+ * off); applied when the threads are first set up, or now. Returns 1 when the CPU supports it
+ * (x86 SSE, AArch64), else 0. */
+int mm_set_flush_denormals(int on);
+int mm_get_flush_denormals(void);
+
 /* ------------------------------------------------------------------ matmul precision */
 
 /* As torch.set_float32_matmul_precision. "highest" (the default): matmuls compute in float32.

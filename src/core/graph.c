@@ -20,6 +20,8 @@ mm_graph *mm_graph_new(void) {
 
 void mm_graph_free(mm_graph *g) {
     if (!g) return;
+    mm_profile_report(g);
+    free(g->prof);
     for (int i = 0; i < g->n; i++) free(g->nodes[i]);
     free(g->nodes);
     free(g->arena);
@@ -357,6 +359,7 @@ mm_status mm_graph_plan(mm_graph *g, mm_node *loss, int with_backward) {
     }
     memset(g->arena, 0, total ? total : ALIGN);
     g->arena_bytes = total;
+    mm_profile_start(g);
     for (int i = 0; i < nb; i++) {
         mm_node *x = g->nodes[bufs[i].node];
         char *p = g->arena + bufs[i].off;
@@ -426,7 +429,13 @@ void mm_graph_forward(mm_graph *g) {
         mm_node *x = g->nodes[k];
         if (x->kind != MM_NODE_OP) continue;
         x->work = x->has_work ? g->arena + x->work_fwd_off : NULL;
+        if (!g->prof) {
+            x->op->forward(x);
+            continue;
+        }
+        const double t0 = mm_profile_now();
         x->op->forward(x);
+        g->prof[4 * (size_t)k] += mm_profile_now() - t0, g->prof[4 * (size_t)k + 2] += 1;
     }
 }
 
@@ -438,6 +447,12 @@ void mm_graph_backward(mm_graph *g) {
         mm_node *x = g->nodes[k];
         if (!x->runs_backward) continue;
         x->work = x->has_work ? g->arena + x->work_bwd_off : NULL;
+        if (!g->prof) {
+            x->op->backward(x);
+            continue;
+        }
+        const double t0 = mm_profile_now();
         x->op->backward(x);
+        g->prof[4 * (size_t)k + 1] += mm_profile_now() - t0, g->prof[4 * (size_t)k + 3] += 1;
     }
 }

@@ -111,6 +111,7 @@ struct mm_graph {
     int failed;               /* an op met bad data at run time (e.g. id out of range) */
     char error[256];
     int external_seed;        /* 1: caller fills loss->grad before backward (tests) */
+    double *prof;             /* MEDIAML_PROFILE: per node forward/backward seconds and calls */
 };
 
 mm_graph *mm_graph_new(void);
@@ -136,6 +137,12 @@ void mm_graph_backward(mm_graph *g);
 
 /* Records a run-time data error from inside an op (ops cannot return a status); the caller
  * checks g->failed after forward and reports g->error. The first error wins. */
+/* Op timing (profile.c): on when MEDIAML_PROFILE is set at plan time; the table prints to
+ * stderr when the graph is freed. */
+void mm_profile_start(mm_graph *g);
+void mm_profile_report(const mm_graph *g);
+double mm_profile_now(void);
+
 void mm_graph_fail(mm_graph *g, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))

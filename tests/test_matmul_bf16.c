@@ -198,6 +198,9 @@ static void graph_case(int M, int K, int N) {
               same(md1.dw, md2.dw, (size_t)K * N) && same(md1.db, md2.db, N),
           "medium %dx%dx%d: 1 and 2 threads differ", M, K, N);
     CHECK(same(md1.db, hi.db, N), "medium %dx%dx%d: db (no matmul) changed", M, K, N);
+    /* float32 dw to float32 accuracy, whichever way the rows of M were split and summed */
+    double rdw32 = bound_ratio(hi.dw, K, N, x, 1, K, gy, N, 1, M, NULL) / 128 / 1e-5;
+    CHECK(rdw32 <= 1, "%dx%dx%d: float32 dw error / (1e-5 sum |x dy|) %.3g", M, K, N, rdw32);
     for (int j = 0; j < N; j++) { /* db = column sums of gy, however the backward summed them */
         double s = 0, mag = 0;
         for (int i = 0; i < M; i++) s += gy[(size_t)i * N + j], mag += fabs(gy[(size_t)i * N + j]);
@@ -267,6 +270,7 @@ int main(void) {
     graph_case(256, 128, 96);  /* threads split the rows; dw by rows */
     graph_case(128, 64, 512);  /* dw split by columns */
     graph_case(1056, 512, 64); /* dw sums chunks of 512, 512 and 32 rows of M */
+    graph_case(2112, 128, 64); /* dw splits M in parts of 1024, 1024 and 64 rows, added in order */
     graph_case(100, 128, 96);  /* rows not whole tiles: float32 */
     graph_case(256, 128, 65);  /* columns not whole tiles: float32 */
     batch_below_capacity();

@@ -29,7 +29,7 @@
 #   mediaml           MEDIAML_THREADS=2 (one OpenMP pool; OpenBLAS single-threaded inside)
 #   mediaml1          MEDIAML_THREADS=1
 #   bf16              MEDIAML_THREADS=2 and --matmul-precision medium (bfloat16 matmul operands,
-#                     float32 sums, on AMX; float32 on CPUs without it: the JSON says which)
+#                     float32 sums, on AMX or AVX512-BF16; float32 on CPUs without: the JSON says which)
 #   pytorch default   nothing set
 #   pytorch blas1     OPENBLAS_NUM_THREADS=1
 #   pytorch omp1      OMP_NUM_THREADS=1 and torch.set_num_threads(1)

@@ -38,10 +38,10 @@ int cli_dispatch(const char *group, const char *about, const cli_subcommand *sub
 int cli_apply_threads(const cli_cmd *c, const char *flag, int threads);
 
 /* Applies --matmul-precision when given, else checks MEDIAML_MATMUL_PRECISION (highest or
- * medium; a note on stderr when medium has no AMX to run on); returns 0 or EXIT_USAGE. */
+ * medium; a note on stderr when medium has no bfloat16 unit to run on); returns 0 or EXIT_USAGE. */
 int cli_apply_matmul_precision(const cli_cmd *c, const char *flag, const char *name);
 #define CLI_MATMUL_PRECISION_HELP                                                                  \
-    "highest (default: float32) or medium (bfloat16 operands, float32 sums, on CPUs with AMX; as " \
-    "torch.set_float32_matmul_precision)"
+    "highest (default: float32) or medium (bfloat16 operands, float32 sums, on CPUs with AMX or " \
+    "AVX512-BF16; as torch.set_float32_matmul_precision)"
 
 #endif

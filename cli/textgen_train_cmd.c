@@ -92,7 +92,7 @@ static int on_eval(const textgen_eval_info *e, void *user) {
         json_field_number(stdout, "train_seconds", e->train_seconds);
         json_field_number(stdout, "eval_seconds", e->eval_seconds);
         json_field_number(stdout, "tokens_per_second", e->tokens_per_second);
-        /* what the matmuls computed in: bfloat16 only with precision medium on AMX */
+        /* what the matmuls computed in: bfloat16 only with precision medium on AMX or AVX512-BF16 */
         printf(",\"matmul_dtype\":\"%s\"}\n",
                !strcmp(mm_get_matmul_precision(), "medium") && mm_bf16_matmul_available() ? "bfloat16" : "float32");
     } else {

@@ -77,13 +77,13 @@ expect_fail "unknown --matmul-precision" 2 "unknown matmul precision 'fast' \(ex
     "$BIN" textgen train "${TINY[@]}" --steps 5 --out "$TMP/p.mm" --matmul-precision fast
 MEDIAML_MATMUL_PRECISION=fast expect_fail "unknown MEDIAML_MATMUL_PRECISION" 2 \
     "MEDIAML_MATMUL_PRECISION: unknown matmul precision 'fast'" "$BIN" textgen train "${TINY[@]}" --steps 5 --out "$TMP/p.mm"
-# bfloat16 matmuls where the CPU has AMX (width 32: the matmuls are whole tiles), else a note
+# bfloat16 matmuls where the CPU has AMX or AVX512-BF16 (width 32: the matmuls are whole tiles), else a note
 expect_ok "train --matmul-precision medium" "$BIN" textgen train "${BASE[@]}" --layers 1 --heads 2 --width 32 \
     --steps 20 --eval-every 20 --json --out "$TMP/p.mm" --matmul-precision medium
-if has "no AMX bfloat16 unit; matmuls stay float32" "$TMP/err"; then
-    check "medium without AMX: float32" has '"matmul_dtype":"float32"'
+if has "no bfloat16 unit (AMX or AVX512-BF16); matmuls stay float32" "$TMP/err"; then
+    check "medium without a bfloat16 unit: float32" has '"matmul_dtype":"float32"'
 else
-    check "medium with AMX: bfloat16" has '"matmul_dtype":"bfloat16"'
+    check "medium with a bfloat16 unit: bfloat16" has '"matmul_dtype":"bfloat16"'
 fi
 check "medium trains (finite val_loss)" has '"val_loss":[0-9]'
 

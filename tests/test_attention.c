@@ -470,9 +470,9 @@ static void errors(void) {
     mm_graph_free(g);
 }
 
-/* Precision "medium": with AMX all six products run in bfloat16. Outputs and gradients stay
- * within bfloat16's error of float32's, are the same bits at 1 and 2 threads, and differ from
- * float32's (so the tile path ran); without AMX, or when the head width or length is not whole
+/* Precision "medium": with AMX or AVX512-BF16 all six products run in bfloat16. Outputs and
+ * gradients stay within bfloat16's error of float32's, are the same bits at 1 and 2 threads, and
+ * differ from float32's (so the bfloat16 path ran); without either, or when the head width or length is not whole
  * tiles, they are float32's bit for bit. */
 static void medium_precision(void) {
     const int keep = mm_get_threads();
@@ -511,7 +511,7 @@ static void medium_precision(void) {
                   T, what[j]);
             const int same = memcmp(res[1][j], res[0][j], n * sizeof(float)) == 0;
             CHECK(bf ? !same : same, "medium attention T=%d %s: %s", T, what[j],
-                  bf ? "identical to float32, so AMX did not run" : "must stay float32 bit for bit");
+                  bf ? "identical to float32, so the bfloat16 path did not run" : "must stay float32 bit for bit");
         }
         for (int r = 0; r < 3; r++)
             for (int j = 0; j < 4; j++) free(res[r][j]);

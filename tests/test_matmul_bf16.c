@@ -1,9 +1,9 @@
-/* Matmul precision "medium" (bfloat16 operands, float32 sums on AMX; src/ops/amx_gemm.c):
- * the bfloat16 rounding, the operand layouts, the tile kernel against a double reference on
+/* Matmul precision "medium" (bfloat16 operands, float32 sums on AMX or AVX512-BF16;
+ * src/ops/bf16_gemm.c): the bfloat16 rounding, the operand layouts, the kernel that runs here against a double reference on
  * the rounded operands, and matmul through the graph (forward, dx, dw) against float32 within
  * bfloat16's error bound, the same bits at 1 and 2 threads, and unchanged float32 results
- * where AMX is missing or a shape is not whole tiles. */
-#include "ops/amx_gemm.h"
+ * where neither unit is there or a shape is not whole tiles. */
+#include "ops/bf16_gemm.h"
 #include "ops/ops.h"
 #include "testutil.h"
 
@@ -80,9 +80,10 @@ static void rounding(void) {
     free(t), free(d), free(vn);
 }
 
-/* One amx_gemm call against double sums of the rounded operands: only float32 summation
+/* One bf16_gemm call against double sums of the rounded operands: only float32 summation
  * order differs, so the error stays near float32's. */
-static void kernel_case(int M, int N, int K, int accumulate, int with_bias, mm_rng *rng) {
+static void kernel_case(void (*gemm)(const bf16_gemm_args *), int M, int N, int K, int accumulate, int with_bias,
+                        mm_rng *rng) {
     const long lda = K + 32, ldc = N + 3;
     float *A = rand_buf((size_t)M * K, rng), *B = rand_buf((size_t)K * N, rng), *bias = rand_buf(N, rng);
     float *C = rand_buf((size_t)M * ldc, rng), *C0 = malloc((size_t)M * ldc * sizeof(float));
@@ -90,7 +91,7 @@ static void kernel_case(int M, int N, int K, int accumulate, int with_bias, mm_r
     uint16_t *Ab = malloc((size_t)M * lda * 2), *Bv = malloc((size_t)K * N * 2);
     bf16_matrix(A, K, 1, M, K, Ab, lda);
     bf16_vnni(B, N, 1, K, N, Bv);
-    amx_gemm(&(amx_args){.M = M, .N = N, .K = K, .A = Ab, .lda = lda, .B = Bv, .ldb = 2L * N, .C = C, .ldc = ldc,
+    gemm(&(bf16_gemm_args){.M = M, .N = N, .K = K, .A = Ab, .lda = lda, .B = Bv, .ldb = 2L * N, .C = C, .ldc = ldc,
                          .accumulate = accumulate, .bias = with_bias ? bias : NULL});
     double worst = 0;
     int outside = 0;
@@ -109,24 +110,35 @@ static void kernel_case(int M, int N, int K, int accumulate, int with_bias, mm_r
             const double e = fabs(C[at] - s) / (mag + 1e-30);
             if (e > worst) worst = e;
         }
-    CHECK(worst <= 1e-6, "amx_gemm %dx%dx%d acc %d bias %d: error %.3g of the sum of |terms|", M, N, K, accumulate,
+    CHECK(worst <= 1e-6, "bf16_gemm %dx%dx%d acc %d bias %d: error %.3g of the sum of |terms|", M, N, K, accumulate,
           with_bias, worst);
-    CHECK(outside == 0, "amx_gemm %dx%dx%d wrote %d values outside C", M, N, K, outside);
+    CHECK(outside == 0, "bf16_gemm %dx%dx%d wrote %d values outside C", M, N, K, outside);
     free(A), free(B), free(bias), free(C), free(C0), free(Ab), free(Bv);
 }
 
 static void kernel(void) {
-    if (!amx_ready()) {
+    if (!bf16_gemm_ready()) {
         CHECK(!mm_bf16_matmul_available(), "the public check agrees with the kernel's");
         return;
     }
     CHECK(mm_bf16_matmul_available(), "the public check agrees with the kernel's");
-    mm_rng rng = {11};
-    const int Ms[] = {16, 32, 48, 96}, Ns[] = {32, 64, 96}, Ks[] = {32, 128, 512};
-    for (int a = 0; a < 4; a++)
-        for (int b = 0; b < 3; b++)
-            for (int c = 0; c < 3; c++) kernel_case(Ms[a], Ns[b], Ks[c], (a + b + c) % 2, (a + c) % 3 == 0, &rng);
-    kernel_case(64, 64, 64, 1, 1, &rng); /* C += A B + bias */
+    CHECK(!strcmp(bf16_gemm_kernel(), "amx") || !strcmp(bf16_gemm_kernel(), "avx512_bf16"), "kernel %s",
+          bf16_gemm_kernel());
+    printf("bf16_gemm kernel: %s\n", bf16_gemm_kernel());
+    /* the kernel bf16_gemm picks, and the AVX512-BF16 one also where AMX is picked */
+    void (*kernels[2])(const bf16_gemm_args *) = {bf16_gemm, NULL};
+#if BF16_VEC_BUILT
+    if (strcmp(bf16_gemm_kernel(), "avx512_bf16")) kernels[1] = bf16_gemm_avx512;
+#endif
+    for (int k = 0; k < 2 && kernels[k]; k++) {
+        mm_rng rng = {11};
+        const int Ms[] = {16, 32, 48, 96}, Ns[] = {32, 64, 96}, Ks[] = {32, 128, 512};
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 3; b++)
+                for (int c = 0; c < 3; c++)
+                    kernel_case(kernels[k], Ms[a], Ns[b], Ks[c], (a + b + c) % 2, (a + c) % 3 == 0, &rng);
+        kernel_case(kernels[k], 64, 64, 64, 1, 1, &rng); /* C += A B + bias */
+    }
 }
 
 typedef struct {
@@ -188,7 +200,7 @@ static void graph_case(int M, int K, int N) {
     run_out hi = run_matmul("highest", 1, M, K, N, x, w, b, gy);
     run_out md1 = run_matmul("medium", 1, M, K, N, x, w, b, gy);
     run_out md2 = run_matmul("medium", 2, M, K, N, x, w, b, gy);
-    const int whole = M % 32 == 0 && K % 32 == 0 && N % 32 == 0, bf = amx_ready() && whole;
+    const int whole = M % 32 == 0 && K % 32 == 0 && N % 32 == 0, bf = bf16_gemm_ready() && whole;
     double ry = bound_ratio(md1.y, M, N, x, K, 1, w, N, 1, K, b);
     double rdx = bound_ratio(md1.dx, M, K, gy, N, 1, w, 1, N, N, NULL);
     double rdw = bound_ratio(md1.dw, K, N, x, 1, K, gy, N, 1, M, NULL);
@@ -210,11 +222,11 @@ static void graph_case(int M, int K, int N) {
     if (bf) /* the bfloat16 path did run: float32 would agree to ~1e-6, rounding changes far more */
         CHECK(!same(md1.y, hi.y, (size_t)M * N) && !same(md1.dx, hi.dx, (size_t)M * K) &&
                   !same(md1.dw, hi.dw, (size_t)K * N),
-              "medium %dx%dx%d: results identical to float32, so AMX did not run", M, K, N);
+              "medium %dx%dx%d: results identical to float32, so the bfloat16 kernel did not run", M, K, N);
     else
         CHECK(same(md1.y, hi.y, (size_t)M * N) && same(md1.dx, hi.dx, (size_t)M * K) &&
                   same(md1.dw, hi.dw, (size_t)K * N),
-              "medium %dx%dx%d without AMX or whole tiles: must stay float32 bit for bit", M, K, N);
+              "medium %dx%dx%d without a bfloat16 unit or whole tiles: must stay float32 bit for bit", M, K, N);
     free_out(hi), free_out(md1), free_out(md2);
     free(x), free(w), free(b), free(gy);
 }

@@ -155,7 +155,7 @@ static inline size_t mm_node_rows(const mm_node *n) { return n->size / (size_t)n
 
 /* Thread-count used by kernels. */
 int mm_threads(void);
-/* 1 when matmuls should run in bfloat16 (precision "medium" and AMX ready). */
+/* 1 when matmuls should run in bfloat16 (precision "medium" and a bfloat16 GEMM ready). */
 int mm_matmul_bf16(void);
 
 /* Deterministic counter-based random numbers (splitmix64). */

@@ -1,9 +1,9 @@
 /* Float32 matmul precision, as torch.set_float32_matmul_precision: "highest" computes in
  * float32; "medium" lets matmul round its operands to bfloat16 and sum in float32 where the
- * CPU has AMX (ops/amx_gemm.h). A process-wide setting like the thread count: it changes the
+ * CPU has AMX or AVX512-BF16 (ops/bf16_gemm.h). A process-wide setting like the thread count: it changes the
  * arithmetic, not the model, so model files do not record it. */
 #include "core/graph.h"
-#include "ops/amx_gemm.h"
+#include "ops/bf16_gemm.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +32,6 @@ static int is_medium(void) {
 
 const char *mm_get_matmul_precision(void) { return is_medium() ? "medium" : "highest"; }
 
-int mm_bf16_matmul_available(void) { return amx_ready(); }
+int mm_bf16_matmul_available(void) { return bf16_gemm_ready(); }
 
-int mm_matmul_bf16(void) { return is_medium() && amx_ready(); }
+int mm_matmul_bf16(void) { return is_medium() && bf16_gemm_ready(); }

@@ -36,16 +36,16 @@
  * inputs: q, k, v[, key_mask]. attrs: i[0] = n_heads, i[1] = causal; f[0] = dropout rate.
  * saved: HEADER bytes (struct hdr) then lse[Bcap * H * T] floats (-inf: fully masked row).
  * The backward reads the output (for D).
- * Precision "medium" (mm_set_matmul_precision) on AMX: the six products round their operands to
- * bfloat16 and sum in float32 on the tile unit (amx_gemm.h), over whole blocks (the softmax zeroes
+ * Precision "medium" (mm_set_matmul_precision) with a bfloat16 GEMM: the six products round their operands to
+ * bfloat16 and sum in float32 in bf16_gemm (bf16_gemm.h), over whole blocks (the softmax zeroes
  * the causal triangle); the softmax, masks, dropout and D stay float32.
  *
- * work: threads * (2 * RB * T + 2 * T * hd) floats, then with AMX threads * amx_halves()
- * bfloat16 values (struct amx_ops). */
+ * work: threads * (2 * RB * T + 2 * T * hd) floats, then in bfloat16 threads * bf16_halves()
+ * bfloat16 values (struct bf16_ops). */
 #include "ops/ops.h"
 #include "ops/fastexp.h"
 #include "ops/tile_gemm.h"
-#include "ops/amx_gemm.h"
+#include "ops/bf16_gemm.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -118,25 +118,25 @@ static size_t thread_floats(const mm_node *n) {
     return 2 * (size_t)row_block(T) * (size_t)T + 2 * (size_t)hd * (size_t)T;
 }
 
-/* Precision "medium" on AMX (amx_gemm.h): all six products in bfloat16 when a head's width and
+/* Precision "medium" with the bfloat16 GEMM (bf16_gemm.h): all six products in bfloat16 when a head's width and
  * the sequence length are whole tiles. Each thread then also holds bfloat16 copies of its head's
- * operands, in the layouts the tile unit reads (see struct amx_ops). */
-static int amx_att_shape(int T, int hd) { return hd % AMX_COLS == 0 && T % AMX_COLS == 0; }
+ * operands, in the layouts the tile unit reads (see struct bf16_ops). */
+static int bf16_att_shape(int T, int hd) { return hd % BF16_COLS == 0 && T % BF16_COLS == 0; }
 
-static size_t amx_halves(const mm_node *n) {
+static size_t bf16_halves(const mm_node *n) {
     const int T = n->shape[1], hd = n->shape[2] / n->a.i[0], rb = row_block(T);
-    if (!amx_ready() || !amx_att_shape(T, hd)) return 0;
+    if (!bf16_gemm_ready() || !bf16_att_shape(T, hd)) return 0;
     return 6 * (size_t)T * hd + 4 * (size_t)rb * T + 2 * (size_t)rb * hd;
 }
 
 static size_t att_work_bytes(const mm_node *n) {
-    return (size_t)nthreads(n) * (thread_floats(n) * sizeof(float) + amx_halves(n) * sizeof(uint16_t));
+    return (size_t)nthreads(n) * (thread_floats(n) * sizeof(float) + bf16_halves(n) * sizeof(uint16_t));
 }
 
 /* A thread's bfloat16 operands for one (batch, head) pair: whole-head copies made once per pair,
- * and row-block copies made per block of R query rows (nk keys). "vnni" is amx_gemm's B layout
+ * and row-block copies made per block of R query rows (nk keys). "vnni" is bf16_gemm's B layout
  * over pairs of its inner index. */
-typedef struct amx_ops {
+typedef struct bf16_ops {
     uint16_t *q;    /* Q [T, hd]: A of S = Q K^T */
     uint16_t *kt;   /* K^T, vnni over d: B of S */
     uint16_t *v;    /* V, vnni over keys: B of O = P V */
@@ -148,10 +148,10 @@ typedef struct amx_ops {
     uint16_t *ds;   /* dS [R, nk]: A of dq */
     uint16_t *dst;  /* dS^T [nk, R]: A of dk += dS^T Q */
     uint16_t *rows; /* dO or Q rows of the block, vnni over queries: B of dv, dk */
-} amx_ops;
+} bf16_ops;
 
-static amx_ops amx_scratch(uint16_t *base, int T, int hd, int rb) {
-    amx_ops o;
+static bf16_ops bf16_scratch(uint16_t *base, int T, int hd, int rb) {
+    bf16_ops o;
     const size_t th = (size_t)T * hd, rt = (size_t)rb * T;
     o.q = base, o.kt = o.q + th, o.v = o.kt + th, o.k = o.v + th, o.vt = o.k + th, o.dO = o.vt + th;
     o.p = o.dO + th, o.pt = o.p + rt, o.ds = o.pt + rt, o.dst = o.ds + rt, o.rows = o.dst + rt;
@@ -160,17 +160,17 @@ static amx_ops amx_scratch(uint16_t *base, int T, int hd, int rb) {
 
 /* The operands of S = Q K^T for a head (strided [T, hd] views, leading dimension C); the forward
  * and the backward's recomputation both take them from here. */
-static void amx_scores_operands(const amx_ops *a, const float *Q, const float *K, int T, int hd, int C) {
+static void bf16_scores_operands(const bf16_ops *a, const float *Q, const float *K, int T, int hd, int C) {
     bf16_matrix(Q, C, 1, T, hd, a->q, hd);
     bf16_vnni(K, 1, C, hd, T, a->kt);
 }
 
-/* C[M, N] (+)= A[M, K] B[K, N] on AMX, B in vnni order with ncols >= N columns. */
-static void amx_mul(int M, int N, int K, const uint16_t *A, long lda, const uint16_t *B, int ncols, float *C,
+/* C[M, N] (+)= A[M, K] B[K, N] in bfloat16, B in vnni order with ncols >= N columns. */
+static void bf16_mul(int M, int N, int K, const uint16_t *A, long lda, const uint16_t *B, int ncols, float *C,
                     long ldc, int accumulate) {
-    const amx_args a = {.M = M, .N = N, .K = K, .A = A, .lda = lda, .B = B, .ldb = 2L * ncols, .C = C, .ldc = ldc,
+    const bf16_gemm_args a = {.M = M, .N = N, .K = K, .A = A, .lda = lda, .B = B, .ldb = 2L * ncols, .C = C, .ldc = ldc,
                         .accumulate = accumulate};
-    amx_gemm(&a);
+    bf16_gemm(&a);
 }
 
 static void scale_rows(float *s, int rows, int cols, float scale) {
@@ -283,8 +283,8 @@ static void att_forward(mm_node *n) {
     const int pairs = B * H;
     const int nt = pair_threads(n, pairs, T, hd);
     const int cols_limit = causal ? TG_COLS : TG_FULL, k_limit = causal ? TG_KEND : TG_FULL;
-    const size_t per_thread = thread_floats(n), per_thread_h = amx_halves(n);
-    const int amx = per_thread_h && mm_matmul_bf16();
+    const size_t per_thread = thread_floats(n), per_thread_h = bf16_halves(n);
+    const int bf16 = per_thread_h && mm_matmul_bf16();
     float *work = n->work;
     uint16_t *work_h = (uint16_t *)(work + (size_t)nthreads(n) * per_thread);
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
@@ -296,26 +296,26 @@ static void att_forward(mm_node *n) {
         float *O = n->value + off;
         const float *mrow = mask ? mask + (size_t)b * T : NULL;
         float *lse = lse_all + (size_t)p * T;
-        const amx_ops a = amx_scratch(work_h + (size_t)omp_get_thread_num() * per_thread_h, T, hd, rb);
-        if (amx) {
-            amx_scores_operands(&a, Q, K, T, hd, C);
+        const bf16_ops a = bf16_scratch(work_h + (size_t)omp_get_thread_num() * per_thread_h, T, hd, rb);
+        if (bf16) {
+            bf16_scores_operands(&a, Q, K, T, hd, C);
             bf16_vnni(V, C, 1, T, hd, a.v);
         } else {
             pack_transposed(Kt, K, T, hd, C);
         }
         for (int r0 = 0; r0 < T; r0 += rb) {
             const int r1 = r0 + rb < T ? r0 + rb : T, R = r1 - r0, nk = causal ? r1 : T;
-            /* S = scale * Q K^T, under the causal limit only the columns tg_cols() says (AMX: all
+            /* S = scale * Q K^T, under the causal limit only the columns tg_cols() says (bfloat16: all
              * nk; the softmax zeroes the masked ones) */
-            if (amx) {
-                amx_mul(R, nk, hd, a.q + (size_t)r0 * hd, hd, a.kt, T, S, nk, 0);
+            if (bf16) {
+                bf16_mul(R, nk, hd, a.q + (size_t)r0 * hd, hd, a.kt, T, S, nk, 0);
                 scale_rows(S, R, nk, scale);
             } else {
                 gemm(R, nk, hd, scale, Q + (size_t)r0 * C, C, 1, Kt, T, S, nk, 0, cols_limit, r0);
             }
             for (int i = 0; i < R; i++) {
                 const int row = r0 + i, lim = causal ? row + 1 : nk;
-                const int cw = amx ? nk : tg_cols(i, nk, r0, cols_limit);
+                const int cw = bf16 ? nk : tg_cols(i, nk, r0, cols_limit);
                 float *s = S + (size_t)i * nk;
                 const float l = lse[row] = softmax_row(s, lim, cw, mrow);
                 if (l == -INFINITY) continue; /* every key masked: zero output row */
@@ -325,9 +325,9 @@ static void att_forward(mm_node *n) {
                 }
             }
             /* O = P V; causal: each row tile stops at its last row's keys (later P are 0) */
-            if (amx) {
+            if (bf16) {
                 bf16_matrix(S, nk, 1, R, nk, a.p, nk);
-                amx_mul(R, hd, nk, a.p, nk, a.v, hd, O + (size_t)r0 * C, C, 0);
+                bf16_mul(R, hd, nk, a.p, nk, a.v, hd, O + (size_t)r0 * C, C, 0);
             } else {
                 gemm(R, hd, nk, 1.0f, S, nk, 1, V, C, O + (size_t)r0 * C, C, 0, k_limit, r0);
             }
@@ -362,14 +362,14 @@ static void att_backward(mm_node *n) {
     const int nt = pair_threads(n, pairs, T, hd);
     const int cols_limit = causal ? TG_COLS : TG_FULL, k_limit = causal ? TG_KEND : TG_FULL;
     const int kstart_limit = causal ? TG_KSTART : TG_FULL;
-    const size_t per_thread = thread_floats(n), per_thread_h = amx_halves(n);
-    const int amx = per_thread_h && mm_matmul_bf16();
+    const size_t per_thread = thread_floats(n), per_thread_h = bf16_halves(n);
+    const int bf16 = per_thread_h && mm_matmul_bf16();
     float *work = n->work;
     uint16_t *work_h = (uint16_t *)(work + (size_t)nthreads(n) * per_thread);
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
     for (int p = 0; p < pairs; p++) {
         const int b = p / H, h = p % H;
-        const amx_ops a = amx_scratch(work_h + (size_t)omp_get_thread_num() * per_thread_h, T, hd, rb);
+        const bf16_ops a = bf16_scratch(work_h + (size_t)omp_get_thread_num() * per_thread_h, T, hd, rb);
         float *P = work + (size_t)omp_get_thread_num() * per_thread;
         float *D = P + (size_t)rb * T, *Kt = D + (size_t)rb * T, *Vt = Kt + (size_t)hd * T;
         const size_t off = (size_t)b * T * C + (size_t)h * hd;
@@ -381,8 +381,8 @@ static void att_backward(mm_node *n) {
         if (dq && !acc_q) zero_head(dq + off, T, hd, C);
         if (dk && !acc_k) zero_head(dk + off, T, hd, C);
         if (dv && !acc_v) zero_head(dv + off, T, hd, C);
-        if (amx) {
-            amx_scores_operands(&a, Q, K, T, hd, C);
+        if (bf16) {
+            bf16_scores_operands(&a, Q, K, T, hd, C);
             if (need_ds) {
                 bf16_matrix(dO, C, 1, T, hd, a.dO, hd);
                 bf16_vnni(V, 1, C, hd, T, a.vt);
@@ -395,17 +395,17 @@ static void att_backward(mm_node *n) {
         for (int r0 = 0; r0 < T; r0 += rb) {
             const int r1 = r0 + rb < T ? r0 + rb : T, R = r1 - r0, nk = causal ? r1 : T;
             /* P = exp(scale * Q K^T - lse), masked entries 0; dP~ = dO V^T (same columns) */
-            if (amx) {
-                amx_mul(R, nk, hd, a.q + (size_t)r0 * hd, hd, a.kt, T, P, nk, 0);
+            if (bf16) {
+                bf16_mul(R, nk, hd, a.q + (size_t)r0 * hd, hd, a.kt, T, P, nk, 0);
                 scale_rows(P, R, nk, scale);
-                if (need_ds) amx_mul(R, nk, hd, a.dO + (size_t)r0 * hd, hd, a.vt, T, D, nk, 0);
+                if (need_ds) bf16_mul(R, nk, hd, a.dO + (size_t)r0 * hd, hd, a.vt, T, D, nk, 0);
             } else {
                 gemm(R, nk, hd, scale, Q + (size_t)r0 * C, C, 1, Kt, T, P, nk, 0, cols_limit, r0);
                 if (need_ds) gemm(R, nk, hd, 1.0f, dO + (size_t)r0 * C, C, 1, Vt, T, D, nk, 0, cols_limit, r0);
             }
             for (int i = 0; i < R; i++) {
                 const int row = r0 + i, lim = causal ? row + 1 : nk;
-                const int cw = amx ? nk : tg_cols(i, nk, r0, cols_limit);
+                const int cw = bf16 ? nk : tg_cols(i, nk, r0, cols_limit);
                 float *s = P + (size_t)i * nk, *d = D + (size_t)i * nk;
                 const float l = lse[row];
                 if (l == -INFINITY) {
@@ -440,20 +440,20 @@ static void att_backward(mm_node *n) {
                 }
             }
             /* dv += P~^T dO, dq += dS K, dk += dS^T q; causal: keys only meet later queries */
-            if (amx) {
+            if (bf16) {
                 if (dv) {
                     bf16_matrix(P, 1, nk, nk, R, a.pt, R);
                     bf16_vnni(dO + (size_t)r0 * C, C, 1, R, hd, a.rows);
-                    amx_mul(nk, hd, R, a.pt, R, a.rows, hd, dv + off, C, 1);
+                    bf16_mul(nk, hd, R, a.pt, R, a.rows, hd, dv + off, C, 1);
                 }
                 if (dq) {
                     bf16_matrix(D, nk, 1, R, nk, a.ds, nk);
-                    amx_mul(R, hd, nk, a.ds, nk, a.k, hd, dq + off + (size_t)r0 * C, C, 1);
+                    bf16_mul(R, hd, nk, a.ds, nk, a.k, hd, dq + off + (size_t)r0 * C, C, 1);
                 }
                 if (dk) {
                     bf16_matrix(D, 1, nk, nk, R, a.dst, R);
                     bf16_vnni(Q + (size_t)r0 * C, C, 1, R, hd, a.rows);
-                    amx_mul(nk, hd, R, a.dst, R, a.rows, hd, dk + off, C, 1);
+                    bf16_mul(nk, hd, R, a.dst, R, a.rows, hd, dk + off, C, 1);
                 }
                 continue;
             }

@@ -6,14 +6,14 @@
  * one thread pool runs. Forward and dx split the rows; dw splits K or N, so each thread owns a
  * block of dw and no reduction (and no nondeterminism) is needed.
  *
- * With mm_set_matmul_precision("medium") and AMX (amx_gemm.h), GEMMs whose dimensions are
- * whole tiles round both operands to bfloat16 and run on the tile unit instead.
+ * With mm_set_matmul_precision("medium") and a bfloat16 GEMM (bf16_gemm.h: AMX or AVX512-BF16),
+ * GEMMs whose dimensions are whole tiles round both operands to bfloat16 and run in bf16_gemm.
  *
- * work: float32 (backward, tiled dx only): w transposed, [N, K]; AMX: the bfloat16 copies of
- * the operands (see amx_fwd_halves / amx_bwd_halves). */
+ * work: float32 (backward, tiled dx only): w transposed, [N, K]; bfloat16: the copies of
+ * the operands (see bf16_fwd_halves / bf16_bwd_halves). */
 #include "ops/ops.h"
 #include "ops/tile_gemm.h"
-#include "ops/amx_gemm.h"
+#include "ops/bf16_gemm.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -67,28 +67,28 @@ static int dw_is_tiled(size_t M, int K, int N) {
 static int dw_splits_rows(size_t M) { return M >= 2 * DW_PART; }
 static size_t dw_parts(size_t M) { return (M + DW_PART - 1) / DW_PART; }
 
-/* Precision "medium" on AMX (amx_gemm.h): every dimension in whole tiles, else float32. */
-static int amx_shape(size_t M, int K, int N) {
-    return M % (2 * AMX_ROWS) == 0 && K % AMX_KSTEP == 0 && N % AMX_COLS == 0 && M > 0;
+/* Precision "medium" with the bfloat16 GEMM (bf16_gemm.h): every dimension in whole tiles, else float32. */
+static int bf16_shape(size_t M, int K, int N) {
+    return M % (2 * BF16_ROWS) == 0 && K % BF16_KSTEP == 0 && N % BF16_COLS == 0 && M > 0;
 }
 
-/* bfloat16 copies (in 16-bit units) that the AMX forward and backward use. Forward: w in VNNI
+/* bfloat16 copies (in 16-bit units) that the bfloat16 forward and backward use. Forward: w in VNNI
  * order, then per thread one row chunk of x at a time (so it stays in L2). Backward: dy as rows
  * (for dx) and in VNNI order (for dw), x^T, w^T in VNNI order. */
 static size_t chunk_rows(size_t M) { return M < ROW_CHUNK ? M : ROW_CHUNK; }
-static size_t amx_fwd_halves(int nt, size_t M, int K, int N) {
+static size_t bf16_fwd_halves(int nt, size_t M, int K, int N) {
     return (size_t)K * N + (size_t)nt * chunk_rows(M) * K;
 }
-static size_t amx_bwd_halves(size_t M, int K, int N) { return 2 * M * N + (size_t)K * M + (size_t)N * K; }
+static size_t bf16_bwd_halves(size_t M, int K, int N) { return 2 * M * N + (size_t)K * M + (size_t)N * K; }
 
 static int plan_threads(const mm_node *n) { return n->g && n->g->threads > 0 ? n->g->threads : 1; }
 
 /* Rows of x at the batch capacity: what the plan sizes the work for. */
 static size_t cap_rows(const mm_node *n, int K) { return mm_cap_size(n->in[0]) / (size_t)K; }
 
-/* The plan reserved the AMX copies: AMX is there and the capacity's shape is whole tiles. A
+/* The plan reserved the bfloat16 copies: a bfloat16 GEMM is there and the capacity's shape is whole tiles. A
  * smaller batch may be whole tiles when the capacity is not; it then stays float32. */
-static int amx_planned(const mm_node *n, int K, int N) { return amx_ready() && amx_shape(cap_rows(n, K), K, N); }
+static int bf16_planned(const mm_node *n, int K, int N) { return bf16_gemm_ready() && bf16_shape(cap_rows(n, K), K, N); }
 
 /* The tiled dx also sums the columns of each row chunk of dy while it is in cache, into one
  * row of partial bias gradients per chunk (db_partials), which matmul_db_from_partials then
@@ -103,10 +103,10 @@ static size_t work_main_bytes(const mm_node *n, int K, int N) {
     const size_t M = cap_rows(n, K);
     /* float32: only the backward's tiled dx uses it (w transposed), so inference plans skip it */
     size_t bytes = n->runs_backward && tiled((size_t)N, (size_t)K) ? (size_t)K * N * sizeof(float) : 0;
-    if (amx_planned(n, K, N)) {
+    if (bf16_planned(n, K, N)) {
         const int nt = plan_threads(n);
-        size_t halves = amx_fwd_halves(nt, M, K, N);
-        if (n->runs_backward && amx_bwd_halves(M, K, N) > halves) halves = amx_bwd_halves(M, K, N);
+        size_t halves = bf16_fwd_halves(nt, M, K, N);
+        if (n->runs_backward && bf16_bwd_halves(M, K, N) > halves) halves = bf16_bwd_halves(M, K, N);
         if (halves * sizeof(uint16_t) > bytes) bytes = halves * sizeof(uint16_t);
     }
     return (bytes + 63) / 64 * 64;
@@ -133,8 +133,8 @@ static size_t matmul_work_bytes(const mm_node *n) {
     return bytes;
 }
 
-static int use_amx(const mm_node *n, size_t M, int K, int N) {
-    return n->work && mm_matmul_bf16() && amx_shape(M, K, N) && amx_planned(n, K, N);
+static int use_bf16(const mm_node *n, size_t M, int K, int N) {
+    return n->work && mm_matmul_bf16() && bf16_shape(M, K, N) && bf16_planned(n, K, N);
 }
 
 static mm_status matmul_infer(mm_node *n) {
@@ -179,20 +179,38 @@ static void rows_tiled(int nt, size_t M, int inner, int cols, const float *A, co
     }
 }
 
-/* The same on AMX: each chunk rounds its rows of A to bfloat16 (into the thread's part of Ab,
- * chunk_rows(M) rows each), then multiplies them by Bv, B already in VNNI order. */
-static void rows_amx(int nt, size_t M, int inner, int cols, const float *A, uint16_t *Ab, const uint16_t *Bv,
-                     const float *bias, float *C, int accumulate) {
+/* Inside a parallel region: bf16_vnni split over the threads, 32 inner indices at a time. A
+ * conversion on one thread before the region would leave the other threads idle long enough to
+ * fall asleep (the CLI's short OpenMP spin), and waking them costs more than the conversion:
+ * 34,000 against 45,000 GPT training tokens/s with 2 threads. */
+static void vnni_shared(const float *src, long si, long sj, int inner, int cols, uint16_t *dst) {
+    const long groups = (inner + 31) / 32;
+#pragma omp for schedule(static)
+    for (long g = 0; g < groups; g++) {
+        const int i0 = (int)g * 32, len = inner - i0 < 32 ? inner - i0 : 32;
+        bf16_vnni(src + i0 * si, si, sj, len, cols, dst + (long)i0 * cols);
+    }
+}
+
+/* The same in bfloat16: the threads first round B [inner, cols] (row-major) into VNNI order in
+ * Bv, then each chunk rounds its rows of A to bfloat16 (into the thread's part of Ab,
+ * chunk_rows(M) rows each) and multiplies them by Bv. */
+static void rows_bf16(int nt, size_t M, int inner, int cols, const float *A, uint16_t *Ab, const float *B,
+                      uint16_t *Bv, const float *bias, float *C, int accumulate) {
     const long chunks = (long)((M + ROW_CHUNK - 1) / ROW_CHUNK);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-    for (long c = 0; c < chunks; c++) {
-        const size_t lo = (size_t)c * ROW_CHUNK, rows = M - lo < ROW_CHUNK ? M - lo : ROW_CHUNK;
-        uint16_t *ab = Ab + (size_t)omp_get_thread_num() * chunk_rows(M) * inner;
-        bf16_matrix(A + lo * (size_t)inner, inner, 1, (int)rows, inner, ab, inner);
-        const amx_args a = {.M = (int)rows, .N = cols, .K = inner, .A = ab, .lda = inner,
-                            .B = Bv, .ldb = 2L * cols, .C = C + lo * (size_t)cols, .ldc = cols,
-                            .accumulate = accumulate, .bias = bias};
-        amx_gemm(&a);
+#pragma omp parallel num_threads(nt)
+    {
+        vnni_shared(B, cols, 1, inner, cols, Bv);
+#pragma omp for schedule(dynamic, 1)
+        for (long c = 0; c < chunks; c++) {
+            const size_t lo = (size_t)c * ROW_CHUNK, rows = M - lo < ROW_CHUNK ? M - lo : ROW_CHUNK;
+            uint16_t *ab = Ab + (size_t)omp_get_thread_num() * chunk_rows(M) * inner;
+            bf16_matrix(A + lo * (size_t)inner, inner, 1, (int)rows, inner, ab, inner);
+            const bf16_gemm_args a = {.M = (int)rows, .N = cols, .K = inner, .A = ab, .lda = inner,
+                                      .B = Bv, .ldb = 2L * cols, .C = C + lo * (size_t)cols, .ldc = cols,
+                                      .accumulate = accumulate, .bias = bias};
+            bf16_gemm(&a);
+        }
     }
 }
 
@@ -202,10 +220,9 @@ static void matmul_forward(mm_node *n) {
     const size_t M = x->size / (size_t)K;
     const float *b = n->n_in == 3 ? n->in[2]->value : NULL;
     int nt = gemm_threads(n->g, M, (size_t)N, (size_t)K);
-    if (use_amx(n, M, K, N)) {
+    if (use_bf16(n, M, K, N)) {
         uint16_t *wv = n->work, *xb = wv + (size_t)K * N;
-        bf16_vnni(w->value, N, 1, K, N, wv);
-        rows_amx(nt, M, K, N, x->value, xb, wv, b, n->value, 0);
+        rows_bf16(nt, M, K, N, x->value, xb, w->value, wv, b, n->value, 0);
         return;
     }
     if (tiled((size_t)K, (size_t)N)) {
@@ -280,39 +297,39 @@ static void dw_block_tiled(const float *xv, const float *dy, float *dw, size_t M
     }
 }
 
-/* dx (+)= dy w^T and dw (+)= x^T dy on AMX. The threads first round their share of the rows of
+/* dx (+)= dy w^T and dw (+)= x^T dy in bfloat16. The threads first round their share of the rows of
  * dy once into both layouts it is needed in (rows: A of dx; VNNI pairs of rows: B of dw) and x
  * into x^T (A of dw, rows K, inner M); then dx goes by row chunks, and dw by blocks of its rows
  * (K) or columns (N), whichever side avoids re-reading the larger operand, each block summing
- * over M in chunks of DW_AMX_CHUNK rows so that a chunk's slices of both stay in L2. */
-#define DW_AMX_CHUNK 512
+ * over M in chunks of DW_BF16_CHUNK rows so that a chunk's slices of both stay in L2. */
+#define DW_BF16_CHUNK 512
 
-static void backward_amx(mm_node *n, size_t M, int K, int N) {
+static void backward_bf16(mm_node *n, size_t M, int K, int N) {
     const mm_node *x = n->in[0], *w = n->in[1];
     const float *xv = x->value, *dy = n->grad;
     float *dx = x->grad, *dw = w->grad;
     uint16_t *dyb = n->work, *dyv = dyb + M * N, *xt = dyv + M * N, *wtv = xt + (size_t)K * M;
     const int nt = gemm_threads(n->g, M, (size_t)N, (size_t)K), by_rows = K >= N, acc_x = n->acc[0],
               acc_w = n->acc[1];
-    const long pieces = (long)(M / AMX_KSTEP), chunks = (long)((M + ROW_CHUNK - 1) / ROW_CHUNK);
-    const int len = by_rows ? K : N, unit = by_rows ? 2 * AMX_ROWS : AMX_COLS;
+    const long pieces = (long)(M / BF16_KSTEP), chunks = (long)((M + ROW_CHUNK - 1) / ROW_CHUNK);
+    const int len = by_rows ? K : N, unit = by_rows ? 2 * BF16_ROWS : BF16_COLS;
     const int units = (len + unit - 1) / unit, blocks = units < 2 * nt ? units : 2 * nt;
-    if (dx) bf16_vnni(w->value, 1, N, N, K, wtv); /* w^T [N, K] */
 #pragma omp parallel num_threads(nt)
     {
+        if (dx) vnni_shared(w->value, 1, N, N, K, wtv); /* w^T [N, K], complete at its loop's barrier */
 #pragma omp for schedule(static)
         for (long p = 0; p < pieces; p++) {
-            const size_t m0 = (size_t)p * AMX_KSTEP;
-            bf16_rows_vnni(dy + m0 * N, N, AMX_KSTEP, N, dx ? dyb + m0 * N : NULL, dw ? dyv + m0 * N : NULL);
-            if (dw) bf16_matrix(xv + m0 * K, 1, K, K, AMX_KSTEP, xt + m0, (long)M);
+            const size_t m0 = (size_t)p * BF16_KSTEP;
+            bf16_rows_vnni(dy + m0 * N, N, BF16_KSTEP, N, dx ? dyb + m0 * N : NULL, dw ? dyv + m0 * N : NULL);
+            if (dw) bf16_matrix(xv + m0 * K, 1, K, K, BF16_KSTEP, xt + m0, (long)M);
         }
         if (dx) {
 #pragma omp for schedule(dynamic, 1) nowait
             for (long c = 0; c < chunks; c++) {
                 const size_t lo = (size_t)c * ROW_CHUNK, rows = M - lo < ROW_CHUNK ? M - lo : ROW_CHUNK;
-                const amx_args a = {.M = (int)rows, .N = K, .K = N, .A = dyb + lo * N, .lda = N, .B = wtv,
+                const bf16_gemm_args a = {.M = (int)rows, .N = K, .K = N, .A = dyb + lo * N, .lda = N, .B = wtv,
                                     .ldb = 2L * K, .C = dx + lo * K, .ldc = K, .accumulate = acc_x};
-                amx_gemm(&a);
+                bf16_gemm(&a);
             }
         }
         if (dw) {
@@ -321,12 +338,12 @@ static void backward_amx(mm_node *n, size_t M, int K, int N) {
                 const int lo = units * blk / blocks * unit, end = units * (blk + 1) / blocks * unit;
                 const int hi = end < len ? end : len;
                 const int r0 = by_rows ? lo : 0, r1 = by_rows ? hi : K, c0 = by_rows ? 0 : lo, c1 = by_rows ? N : hi;
-                for (size_t m0 = 0; m0 < M; m0 += DW_AMX_CHUNK) {
-                    const int mc = (int)(M - m0 < DW_AMX_CHUNK ? M - m0 : DW_AMX_CHUNK);
-                    const amx_args a = {.M = r1 - r0, .N = c1 - c0, .K = mc, .A = xt + (size_t)r0 * M + m0,
+                for (size_t m0 = 0; m0 < M; m0 += DW_BF16_CHUNK) {
+                    const int mc = (int)(M - m0 < DW_BF16_CHUNK ? M - m0 : DW_BF16_CHUNK);
+                    const bf16_gemm_args a = {.M = r1 - r0, .N = c1 - c0, .K = mc, .A = xt + (size_t)r0 * M + m0,
                                         .lda = (long)M, .B = dyv + m0 * N + 2 * (size_t)c0, .ldb = 2L * N,
                                         .C = dw + (size_t)r0 * N + c0, .ldc = N, .accumulate = acc_w || m0 > 0};
-                    amx_gemm(&a);
+                    bf16_gemm(&a);
                 }
             }
         }
@@ -446,8 +463,8 @@ static void matmul_backward(mm_node *n) {
     const int K = w->shape[0], N = w->shape[1];
     const size_t M = x->size / (size_t)K;
     int db_done = 0;
-    if ((x->grad || w->grad) && use_amx(n, M, K, N))
-        backward_amx(n, M, K, N);
+    if ((x->grad || w->grad) && use_bf16(n, M, K, N))
+        backward_bf16(n, M, K, N);
     else {
         if (x->grad) matmul_dx(n, M, K, N), db_done = db_fused(n, K, N) && n->in[2]->grad;
         if (w->grad) matmul_dw(n, M, K, N);

@@ -1,10 +1,12 @@
-/* bfloat16 GEMM on Intel AMX (see amx_gemm.h). */
-#include "ops/amx_gemm.h"
+/* bfloat16 GEMM on Intel AMX or with AVX512-BF16 (see bf16_gemm.h). */
+#include "ops/bf16_gemm.h"
 
 #include <string.h>
 
-#if AMX_BUILT
+#if AMX_BUILT || BF16_VEC_BUILT
 #include <immintrin.h>
+#endif
+#if AMX_BUILT
 #include <sys/syscall.h>
 #include <threads.h>
 #include <unistd.h>
@@ -22,13 +24,17 @@ static void request_tiles(void) {
     ready = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
 }
 
-int amx_ready(void) {
+static int amx_ready(void) {
     call_once(&ready_once, request_tiles);
     return ready;
 }
 #else
-int amx_ready(void) { return 0; }
+static int amx_ready(void) { return 0; }
 #endif
+
+int bf16_gemm_ready(void) { return amx_ready() || BF16_VEC_BUILT; }
+
+const char *bf16_gemm_kernel(void) { return amx_ready() ? "amx" : BF16_VEC_BUILT ? "avx512_bf16" : "none"; }
 
 static inline uint16_t bf16(float f) {
     uint32_t u;
@@ -38,9 +44,9 @@ static inline uint16_t bf16(float f) {
     return (uint16_t)(u >> 16);
 }
 
-#if AMX_BUILT
+#if BF16_VEC_BUILT
 /* The interleaving of two rows of 16 bfloat16 (a in 0-15, b in 16-31) into 16 32-bit units
- * (a[i], b[i]): the pairs of inner indices that amx_gemm reads as one. */
+ * (a[i], b[i]): the pairs of inner indices that bf16_gemm reads as one. */
 #define PAIR_MIX                                                                                        \
     _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, \
                      19, 3, 18, 2, 17, 1, 16, 0)
@@ -81,7 +87,7 @@ void bf16_matrix(const float *src, long si, long sj, int rows, int cols, uint16_
             const float *s = src + i * si;
             uint16_t *d = dst + i * ldd;
             int j = 0;
-#if AMX_BUILT
+#if BF16_VEC_BUILT
             for (; j + 16 <= cols; j += 16)
                 _mm256_storeu_si256((__m256i *)(d + j), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(s + j)));
 #endif
@@ -90,7 +96,7 @@ void bf16_matrix(const float *src, long si, long sj, int rows, int cols, uint16_
         return;
     }
     int jv = 0; /* columns done by the vector path */
-#if AMX_BUILT
+#if BF16_VEC_BUILT
     if (si == 1) {
         /* A transpose (dw's x^T): 32 source rows (dst columns) x 16 values at a time. Each pair of
          * source rows becomes 16 32-bit units (bf16 of row 2p, bf16 of row 2p + 1), as in
@@ -127,7 +133,7 @@ void bf16_rows_vnni(const float *src, long ld, int rows, int cols, uint16_t *row
         uint16_t *d0 = rows_dst ? rows_dst + 2L * p * cols : NULL, *d1 = d0 ? d0 + cols : NULL;
         uint16_t *dv = vnni_dst ? vnni_dst + 2L * p * cols : NULL;
         int j = 0;
-#if AMX_BUILT
+#if BF16_VEC_BUILT
         /* two rows of 16 -> 32 bfloat16 (row 2p low, 2p + 1 high): as they are for the rows,
          * interleaved for VNNI */
         const __m512i mix = PAIR_MIX;
@@ -154,7 +160,7 @@ void bf16_vnni(const float *src, long si, long sj, int inner, int cols, uint16_t
         return;
     }
     int pv = 0; /* pairs done by the vector path */
-#if AMX_BUILT
+#if BF16_VEC_BUILT
     if (si == 1) {
         /* pairs adjacent in memory (w^T, K^T of a head): 32 inner values of a column convert in
          * order into its 16 units, and a 16 x 16 transpose puts each unit in its pair's row */
@@ -199,7 +205,7 @@ static void configure_tiles(void) {
     tile_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
-    for (int t = 0; t < 8; t++) cfg.rows[t] = AMX_ROWS, cfg.colsb[t] = 64;
+    for (int t = 0; t < 8; t++) cfg.rows[t] = BF16_ROWS, cfg.colsb[t] = 64;
     _tile_loadconfig(&cfg);
 }
 
@@ -215,13 +221,13 @@ static void configure_tiles(void) {
             _tile_zero(t);                                                                           \
     } while (0)
 
-void amx_gemm(const amx_args *a) {
+static void amx_gemm(const bf16_gemm_args *a) {
     configure_tiles();
     const long lda_b = a->lda * 2, ldb_b = a->ldb * 2, ldc_b = a->ldc * 4;
-    for (int i = 0; i < a->M; i += 2 * AMX_ROWS) {
-        const int pair = a->M - i >= 2 * AMX_ROWS; /* two row tiles, or the last single one */
-        for (int j = 0; j < a->N; j += AMX_COLS) {
-            float *c = a->C + (long)i * a->ldc + j, *c2 = c + AMX_ROWS * a->ldc;
+    for (int i = 0; i < a->M; i += 2 * BF16_ROWS) {
+        const int pair = a->M - i >= 2 * BF16_ROWS; /* two row tiles, or the last single one */
+        for (int j = 0; j < a->N; j += BF16_COLS) {
+            float *c = a->C + (long)i * a->ldc + j, *c2 = c + BF16_ROWS * a->ldc;
             const float *bias = a->bias ? a->bias + j : NULL;
             TILE_START(0, c, bias);
             TILE_START(1, c + 16, bias ? bias + 16 : NULL);
@@ -230,14 +236,14 @@ void amx_gemm(const amx_args *a) {
                 TILE_START(3, c2 + 16, bias ? bias + 16 : NULL);
             }
             const uint16_t *A = a->A + (long)i * a->lda, *B = a->B + 2L * j;
-            for (int k = 0; k < a->K; k += AMX_KSTEP) {
+            for (int k = 0; k < a->K; k += BF16_KSTEP) {
                 _tile_loadd(4, A + k, lda_b);
                 _tile_loadd(6, B + (long)(k / 2) * a->ldb, ldb_b);
                 _tile_loadd(7, B + (long)(k / 2) * a->ldb + 32, ldb_b);
                 _tile_dpbf16ps(0, 4, 6);
                 _tile_dpbf16ps(1, 4, 7);
                 if (pair) {
-                    _tile_loadd(5, A + AMX_ROWS * a->lda + k, lda_b);
+                    _tile_loadd(5, A + BF16_ROWS * a->lda + k, lda_b);
                     _tile_dpbf16ps(2, 5, 6);
                     _tile_dpbf16ps(3, 5, 7);
                 }
@@ -249,12 +255,68 @@ void amx_gemm(const amx_args *a) {
                 _tile_stored(3, c2 + 16, ldc_b);
             }
             if (a->accumulate && bias) /* rare: C += A B + bias; the tiles started from C */
-                for (int r = 0; r < (pair ? 2 : 1) * AMX_ROWS; r++)
-                    for (int q = 0; q < AMX_COLS; q++) c[(long)r * a->ldc + q] += bias[q];
+                for (int r = 0; r < (pair ? 2 : 1) * BF16_ROWS; r++)
+                    for (int q = 0; q < BF16_COLS; q++) c[(long)r * a->ldc + q] += bias[q];
         }
     }
     _tile_release(); /* leaves the tile state empty, so context switches need not save it */
 }
-#else
-void amx_gemm(const amx_args *a) { (void)a; }
 #endif
+
+#if BF16_VEC_BUILT
+/* Rows of C in a register block of the vector kernel: 8 rows x 32 columns, 16 accumulators. */
+#define VEC_ROWS 8
+
+/* C[i..i+rows, j..j+32] (+)= A B (+ bias): for each pair p of the inner dimension, one load of
+ * B's 32 columns (two halves of 16 pairs) and a broadcast of each row's pair of A. Called with
+ * a constant `rows`, so the accumulators stay in registers. */
+static inline __attribute__((always_inline)) void vec_block(const bf16_gemm_args *a, int i, int j, const int rows) {
+    __m512 acc[VEC_ROWS][2];
+    float *c = a->C + (long)i * a->ldc + j;
+    const float *bias = a->bias ? a->bias + j : NULL;
+    for (int r = 0; r < rows; r++)
+        for (int h = 0; h < 2; h++)
+            acc[r][h] = a->accumulate ? _mm512_loadu_ps(c + (long)r * a->ldc + 16 * h)
+                        : bias        ? _mm512_loadu_ps(bias + 16 * h)
+                                      : _mm512_setzero_ps();
+    const uint16_t *A = a->A + (long)i * a->lda, *B = a->B + 2L * j;
+    for (int p = 0; p < a->K / 2; p++) {
+        const uint16_t *bp = B + (long)p * a->ldb;
+        const __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp), b1 = (__m512bh)_mm512_loadu_si512(bp + 32);
+        for (int r = 0; r < rows; r++) {
+            int32_t pair; /* a[i + r][2p], a[i + r][2p + 1] */
+            memcpy(&pair, A + (long)r * a->lda + 2 * p, sizeof pair);
+            const __m512bh ar = (__m512bh)_mm512_set1_epi32(pair);
+            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], ar, b0);
+            acc[r][1] = _mm512_dpbf16_ps(acc[r][1], ar, b1);
+        }
+    }
+    for (int r = 0; r < rows; r++)
+        for (int h = 0; h < 2; h++) {
+            __m512 v = acc[r][h];
+            if (a->accumulate && bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + 16 * h));
+            _mm512_storeu_ps(c + (long)r * a->ldc + 16 * h, v);
+        }
+}
+
+/* Row blocks outer: a block's 8 rows of A (at most 16 KiB for K up to 1,024) stay in L1 while
+ * the columns of B stream from L2. M is whole tiles of 16 rows (bf16_gemm_args). */
+void bf16_gemm_avx512(const bf16_gemm_args *a) {
+    for (int i = 0; i < a->M; i += VEC_ROWS)
+        for (int j = 0; j < a->N; j += BF16_COLS) vec_block(a, i, j, VEC_ROWS);
+}
+#endif
+
+void bf16_gemm(const bf16_gemm_args *a) {
+#if AMX_BUILT
+    if (amx_ready()) {
+        amx_gemm(a);
+        return;
+    }
+#endif
+#if BF16_VEC_BUILT
+    bf16_gemm_avx512(a);
+#else
+    (void)a;
+#endif
+}

@@ -54,7 +54,10 @@ int cli_apply_matmul_precision(const cli_cmd *c, const char *flag, const char *n
     }
     if (mm_set_matmul_precision(name) != MM_OK) return cli_usage_error(c, "%s: %s", flag, mm_errmsg());
     if (!strcmp(name, "medium") && !mm_bf16_matmul_available())
-        fprintf(stderr, "note: %s medium: this CPU or build has no bfloat16 unit (AMX or AVX512-BF16); matmuls stay float32\n", flag);
+        fprintf(stderr,
+                "note: %s medium: this CPU or build has no bfloat16 unit (AMX or AVX512-BF16); matmuls stay "
+                "float32\n",
+                flag);
     return 0;
 }
 

@@ -72,8 +72,7 @@ int mm_get_flush_denormals(void);
  * "medium": the matmuls of Dense layers (and of everything built on them) may round their two
  * operands to bfloat16 and sum the products in float32, on CPUs with Intel AMX (several times
  * the float32 rate) or AVX512-BF16 (AMD Zen 4, Intel Cooper Lake: twice); elsewhere they stay
- * float32. Parameters, gradients, activations and every
- * other op stay float32. The default comes from MEDIAML_MATMUL_PRECISION when it is set.
+ * float32. Parameters, gradients, activations and every other op stay float32. The default comes from MEDIAML_MATMUL_PRECISION when it is set.
  * Errors: MM_ERR_ARG for another name. */
 mm_status mm_set_matmul_precision(const char *name);
 const char *mm_get_matmul_precision(void);

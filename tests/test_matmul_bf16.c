@@ -1,8 +1,8 @@
 /* Matmul precision "medium" (bfloat16 operands, float32 sums on AMX or AVX512-BF16;
- * src/ops/bf16_gemm.c): the bfloat16 rounding, the operand layouts, the kernel that runs here against a double reference on
- * the rounded operands, and matmul through the graph (forward, dx, dw) against float32 within
- * bfloat16's error bound, the same bits at 1 and 2 threads, and unchanged float32 results
- * where neither unit is there or a shape is not whole tiles. */
+ * src/ops/bf16_gemm.c): the bfloat16 rounding, the operand layouts, each kernel built against a
+ * double reference on the rounded operands, and matmul through the graph (forward, dx, dw)
+ * against float32 within bfloat16's error bound, the same bits at 1 and 2 threads, and unchanged
+ * float32 results where neither unit is there or a shape is not whole tiles. */
 #include "ops/bf16_gemm.h"
 #include "ops/ops.h"
 #include "testutil.h"

@@ -1,7 +1,7 @@
 /* Float32 matmul precision, as torch.set_float32_matmul_precision: "highest" computes in
  * float32; "medium" lets matmul round its operands to bfloat16 and sum in float32 where the
- * CPU has AMX or AVX512-BF16 (ops/bf16_gemm.h). A process-wide setting like the thread count: it changes the
- * arithmetic, not the model, so model files do not record it. */
+ * CPU has AMX or AVX512-BF16 (ops/bf16_gemm.h). A process-wide setting like the thread count:
+ * it changes the arithmetic, not the model, so model files do not record it. */
 #include "core/graph.h"
 #include "ops/bf16_gemm.h"
 

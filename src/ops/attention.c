@@ -36,8 +36,8 @@
  * inputs: q, k, v[, key_mask]. attrs: i[0] = n_heads, i[1] = causal; f[0] = dropout rate.
  * saved: HEADER bytes (struct hdr) then lse[Bcap * H * T] floats (-inf: fully masked row).
  * The backward reads the output (for D).
- * Precision "medium" (mm_set_matmul_precision) with a bfloat16 GEMM: the six products round their operands to
- * bfloat16 and sum in float32 in bf16_gemm (bf16_gemm.h), over whole blocks (the softmax zeroes
+ * Precision "medium" (mm_set_matmul_precision) with a bfloat16 GEMM: the six products round their
+ * operands to bfloat16 and sum in float32 in bf16_gemm (bf16_gemm.h), over whole blocks (the softmax zeroes
  * the causal triangle); the softmax, masks, dropout and D stay float32.
  *
  * work: threads * (2 * RB * T + 2 * T * hd) floats, then in bfloat16 threads * bf16_halves()
@@ -118,9 +118,9 @@ static size_t thread_floats(const mm_node *n) {
     return 2 * (size_t)row_block(T) * (size_t)T + 2 * (size_t)hd * (size_t)T;
 }
 
-/* Precision "medium" with the bfloat16 GEMM (bf16_gemm.h): all six products in bfloat16 when a head's width and
- * the sequence length are whole tiles. Each thread then also holds bfloat16 copies of its head's
- * operands, in the layouts the tile unit reads (see struct bf16_ops). */
+/* Precision "medium" with the bfloat16 GEMM (bf16_gemm.h): all six products in bfloat16 when a
+ * head's width and the sequence length are whole tiles. Each thread then also holds bfloat16
+ * copies of its head's operands, in the layouts bf16_gemm reads (see struct bf16_ops). */
 static int bf16_att_shape(int T, int hd) { return hd % BF16_COLS == 0 && T % BF16_COLS == 0; }
 
 static size_t bf16_halves(const mm_node *n) {

@@ -267,14 +267,13 @@ static void amx_gemm(const bf16_gemm_args *a) {
 /* Rows of C in a register block of the vector kernel: 8 rows x 32 columns, 16 accumulators. */
 #define VEC_ROWS 8
 
-/* C[i..i+rows, j..j+32] (+)= A B (+ bias): for each pair p of the inner dimension, one load of
- * B's 32 columns (two halves of 16 pairs) and a broadcast of each row's pair of A. Called with
- * a constant `rows`, so the accumulators stay in registers. */
-static inline __attribute__((always_inline)) void vec_block(const bf16_gemm_args *a, int i, int j, const int rows) {
+/* C[i..i+8, j..j+32] (+)= A B (+ bias): for each pair p of the inner dimension, one load of
+ * B's 32 columns (two halves of 16 pairs) and a broadcast of each row's pair of A. */
+static inline void vec_block(const bf16_gemm_args *a, int i, int j) {
     __m512 acc[VEC_ROWS][2];
     float *c = a->C + (long)i * a->ldc + j;
     const float *bias = a->bias ? a->bias + j : NULL;
-    for (int r = 0; r < rows; r++)
+    for (int r = 0; r < VEC_ROWS; r++)
         for (int h = 0; h < 2; h++)
             acc[r][h] = a->accumulate ? _mm512_loadu_ps(c + (long)r * a->ldc + 16 * h)
                         : bias        ? _mm512_loadu_ps(bias + 16 * h)
@@ -283,7 +282,7 @@ static inline __attribute__((always_inline)) void vec_block(const bf16_gemm_args
     for (int p = 0; p < a->K / 2; p++) {
         const uint16_t *bp = B + (long)p * a->ldb;
         const __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp), b1 = (__m512bh)_mm512_loadu_si512(bp + 32);
-        for (int r = 0; r < rows; r++) {
+        for (int r = 0; r < VEC_ROWS; r++) {
             int32_t pair; /* a[i + r][2p], a[i + r][2p + 1] */
             memcpy(&pair, A + (long)r * a->lda + 2 * p, sizeof pair);
             const __m512bh ar = (__m512bh)_mm512_set1_epi32(pair);
@@ -291,7 +290,7 @@ static inline __attribute__((always_inline)) void vec_block(const bf16_gemm_args
             acc[r][1] = _mm512_dpbf16_ps(acc[r][1], ar, b1);
         }
     }
-    for (int r = 0; r < rows; r++)
+    for (int r = 0; r < VEC_ROWS; r++)
         for (int h = 0; h < 2; h++) {
             __m512 v = acc[r][h];
             if (a->accumulate && bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + 16 * h));
@@ -303,7 +302,7 @@ static inline __attribute__((always_inline)) void vec_block(const bf16_gemm_args
  * the columns of B stream from L2. M is whole tiles of 16 rows (bf16_gemm_args). */
 void bf16_gemm_avx512(const bf16_gemm_args *a) {
     for (int i = 0; i < a->M; i += VEC_ROWS)
-        for (int j = 0; j < a->N; j += BF16_COLS) vec_block(a, i, j, VEC_ROWS);
+        for (int j = 0; j < a->N; j += BF16_COLS) vec_block(a, i, j);
 }
 #endif
 

@@ -64,10 +64,12 @@ static int dw_is_tiled(size_t M, int K, int N) {
  * blocks: 30-40% slower than the forward's GEMMs in a GPT step. The parts do not depend on the
  * thread count, so neither does dw. */
 #define DW_PART 1024
+#define DW_ADD_BLOCK 4096 /* floats of dw summed over all parts at a time */
 static int dw_splits_rows(size_t M) { return M >= 2 * DW_PART; }
 static size_t dw_parts(size_t M) { return (M + DW_PART - 1) / DW_PART; }
 
-/* Precision "medium" with the bfloat16 GEMM (bf16_gemm.h): every dimension in whole tiles, else float32. */
+/* Precision "medium" with the bfloat16 GEMM (bf16_gemm.h): every dimension in whole tiles, else
+ * float32. */
 static int bf16_shape(size_t M, int K, int N) {
     return M % (2 * BF16_ROWS) == 0 && K % BF16_KSTEP == 0 && N % BF16_COLS == 0 && M > 0;
 }
@@ -88,7 +90,9 @@ static size_t cap_rows(const mm_node *n, int K) { return mm_cap_size(n->in[0]) /
 
 /* The plan reserved the bfloat16 copies: a bfloat16 GEMM is there and the capacity's shape is whole tiles. A
  * smaller batch may be whole tiles when the capacity is not; it then stays float32. */
-static int bf16_planned(const mm_node *n, int K, int N) { return bf16_gemm_ready() && bf16_shape(cap_rows(n, K), K, N); }
+static int bf16_planned(const mm_node *n, int K, int N) {
+    return bf16_gemm_ready() && bf16_shape(cap_rows(n, K), K, N);
+}
 
 /* The tiled dx also sums the columns of each row chunk of dy while it is in cache, into one
  * row of partial bias gradients per chunk (db_partials), which matmul_db_from_partials then
@@ -327,8 +331,9 @@ static void backward_bf16(mm_node *n, size_t M, int K, int N) {
 #pragma omp for schedule(dynamic, 1) nowait
             for (long c = 0; c < chunks; c++) {
                 const size_t lo = (size_t)c * ROW_CHUNK, rows = M - lo < ROW_CHUNK ? M - lo : ROW_CHUNK;
-                const bf16_gemm_args a = {.M = (int)rows, .N = K, .K = N, .A = dyb + lo * N, .lda = N, .B = wtv,
-                                    .ldb = 2L * K, .C = dx + lo * K, .ldc = K, .accumulate = acc_x};
+                const bf16_gemm_args a = {.M = (int)rows, .N = K, .K = N, .A = dyb + lo * N, .lda = N,
+                                          .B = wtv, .ldb = 2L * K, .C = dx + lo * K, .ldc = K,
+                                          .accumulate = acc_x};
                 bf16_gemm(&a);
             }
         }
@@ -340,9 +345,11 @@ static void backward_bf16(mm_node *n, size_t M, int K, int N) {
                 const int r0 = by_rows ? lo : 0, r1 = by_rows ? hi : K, c0 = by_rows ? 0 : lo, c1 = by_rows ? N : hi;
                 for (size_t m0 = 0; m0 < M; m0 += DW_BF16_CHUNK) {
                     const int mc = (int)(M - m0 < DW_BF16_CHUNK ? M - m0 : DW_BF16_CHUNK);
-                    const bf16_gemm_args a = {.M = r1 - r0, .N = c1 - c0, .K = mc, .A = xt + (size_t)r0 * M + m0,
-                                        .lda = (long)M, .B = dyv + m0 * N + 2 * (size_t)c0, .ldb = 2L * N,
-                                        .C = dw + (size_t)r0 * N + c0, .ldc = N, .accumulate = acc_w || m0 > 0};
+                    const bf16_gemm_args a = {.M = r1 - r0, .N = c1 - c0, .K = mc,
+                                              .A = xt + (size_t)r0 * M + m0, .lda = (long)M,
+                                              .B = dyv + m0 * N + 2 * (size_t)c0, .ldb = 2L * N,
+                                              .C = dw + (size_t)r0 * N + c0, .ldc = N,
+                                              .accumulate = acc_w || m0 > 0};
                     bf16_gemm(&a);
                 }
             }
@@ -370,10 +377,10 @@ static void matmul_dw(mm_node *n, size_t M, int K, int N) {
                            0, N, p ? 0 : acc);
         }
         /* dw += the other parts in order, a block of dw at a time (in cache across the parts) */
-        const long blocks = (long)((kn + 4095) / 4096);
+        const long blocks = (long)((kn + DW_ADD_BLOCK - 1) / DW_ADD_BLOCK);
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (long b = 0; b < blocks; b++) {
-            const size_t lo = (size_t)b * 4096, hi = kn - lo < 4096 ? kn : lo + 4096;
+            const size_t lo = (size_t)b * DW_ADD_BLOCK, hi = kn - lo < DW_ADD_BLOCK ? kn : lo + DW_ADD_BLOCK;
             for (long p = 1; p < parts; p++) {
                 const float *src = partial + (size_t)(p - 1) * kn;
 #pragma omp simd
